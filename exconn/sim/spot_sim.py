@@ -1,0 +1,254 @@
+"""BinanceSpotSim: the thread-safe public face of the simulator."""
+
+import asyncio
+import contextlib
+import ipaddress
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self, TypeVar
+
+from loguru import logger
+
+from exconn.sim.binance_spot import build_app
+from exconn.sim.core import BookView, SpotCore, wall_ms
+from exconn.sim.flood_plan import build_flood
+from exconn.sim.server import HttpServer, LoopThread
+from exconn.sim.symbols import DEFAULT_SYMBOLS, SimSymbol
+from exconn.sim.wire import SymbolWire
+
+T = TypeVar("T")
+_CALL_TIMEOUT_S = 30.0  # generous: a call waits behind at most one market step or flood chunk
+
+
+def _is_ipv4_loopback(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.version == 4 and address.is_loopback
+
+
+class BinanceSpotSim:
+    """Binance spot market-data venue on 127.0.0.1 (REST + market streams).
+
+    All methods may be called from any thread except the simulator's own; state changes
+    run on the server loop so they are atomic with respect to clients.
+    """
+
+    def __init__(
+        self,
+        symbols: list[SimSymbol] | None = None,
+        seed: int = 1,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        depth_interval_ms: int = 100,
+        levels: int = 50,
+        ping_interval_s: float = 20.0,
+    ) -> None:
+        if not _is_ipv4_loopback(host):
+            raise ValueError(f"the simulator binds only IPv4 loopback addresses, not {host!r}")
+        if depth_interval_ms <= 0 or ping_interval_s <= 0 or levels < 1:
+            raise ValueError("depth_interval_ms, ping_interval_s and levels must be positive")
+        self._host = host
+        self._port = port
+        self._depth_interval_s = depth_interval_ms / 1000
+        self._ping_interval_s = ping_interval_s
+        self._conn_count = 0
+        self._conn_changed = threading.Condition()
+        self._core = SpotCore(
+            list(symbols or DEFAULT_SYMBOLS), seed, levels, self._connections_changed
+        )
+        self._loop = LoopThread(f"binance-spot-sim:{port}")
+        self._server: HttpServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._state_lock = threading.Lock()
+        self._started = False
+        self._stopped = False
+
+    # -------------------------------------------------------------- lifecycle
+    def start(self) -> Self:
+        with self._state_lock:
+            if self._started:
+                raise RuntimeError("simulator already started")
+            self._started = True
+        self._loop.start()
+        try:
+            self._loop.run(self._start_async, _CALL_TIMEOUT_S)
+        except BaseException:
+            self._loop.stop()
+            raise
+        return self
+
+    async def _start_async(self) -> None:
+        self._server = HttpServer(build_app(self._core), self._host, self._port)
+        await self._server.start()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._every(self._depth_interval_s, self._core.tick)),
+            loop.create_task(self._every(self._ping_interval_s, self._core.ping_all)),
+        ]
+
+    @staticmethod
+    async def _every(interval_s: float, action: Callable[[], None]) -> None:
+        """Run `action` on a fixed grid; a late loop skips missed slots instead of bursting."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + interval_s
+        while True:  # cancelled by stop()
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
+            try:
+                action()
+            except Exception:
+                # A bug in one tick must not silently stop the market or the pings for good.
+                logger.exception("sim: periodic action failed")
+            now = loop.time()
+            deadline += interval_s
+            if deadline < now:
+                deadline = now + interval_s
+
+    def stop(self) -> None:
+        with self._state_lock:
+            if not self._started or self._stopped:
+                self._stopped = True
+                return
+            self._stopped = True
+        try:
+            if self._loop.running:
+                self._loop.run(self._stop_async, _CALL_TIMEOUT_S)
+        finally:
+            self._loop.stop()
+
+    async def _stop_async(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._core.close_all()
+        if self._server is not None:
+            await self._server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------- urls
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.port:
+            raise RuntimeError("simulator not started")
+        return self._server.port
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self._host}:{self.port}"
+
+    @property
+    def symbols(self) -> list[SimSymbol]:
+        return list(self._core.symbols.values())
+
+    # ----------------------------------------------------------------- market
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` where the core lives: on the loop while it runs, inline otherwise."""
+        if self._loop.running and not self._loop.in_loop_thread():
+            return self._loop.call(fn, _CALL_TIMEOUT_S)
+        return fn()
+
+    def pause(self) -> None:
+        self._call(lambda: setattr(self._core, "paused", True))
+
+    def resume(self) -> None:
+        self._call(lambda: setattr(self._core, "paused", False))
+
+    def step(self, n: int = 1) -> None:
+        """Advance n intervals now (also while paused); events are queued before return."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        self._call(lambda: self._core.step(n))
+
+    def book(self, symbol: str) -> BookView:
+        self._require(symbol)
+        return self._call(lambda: self._core.book(symbol))
+
+    def last_update_id(self, symbol: str) -> int:
+        self._require(symbol)
+        return self._call(lambda: self._core.market.get(symbol).book.update_id)
+
+    def _require(self, symbol: str) -> None:
+        if symbol not in self._core.symbols:
+            raise KeyError(f"unknown symbol {symbol!r}")
+
+    # ------------------------------------------------------------ connections
+    def _connections_changed(self, count: int) -> None:
+        with self._conn_changed:
+            self._conn_count = count
+            self._conn_changed.notify_all()
+
+    def connection_count(self) -> int:
+        with self._conn_changed:
+            return self._conn_count
+
+    def wait_for_connections(self, n: int, timeout: float) -> bool:
+        with self._conn_changed:
+            return self._conn_changed.wait_for(lambda: self._conn_count >= n, timeout)
+
+    def subscriptions(self) -> list[str]:
+        return self._call(self._core.subscriptions)
+
+    def stats(self) -> dict[str, int]:
+        keys = (
+            "frames_sent", "depth_events", "trades", "rest_requests", "pongs_received",
+            "pings_sent", "malformed_sent", "connections_opened", "connections_dropped",
+        )
+        return self._call(lambda: {**dict.fromkeys(keys, 0), **self._core.stats})
+
+    # ----------------------------------------------------------------- faults
+    def inject_malformed(self, count: int = 1) -> None:
+        """The next `count` events to each current connection are preceded by garbage."""
+        if count < 0:
+            raise ValueError("count must be >= 0")
+        self._call(lambda: self._core.inject_malformed(count))
+
+    def skip_sequence(self, symbol: str) -> None:
+        self._require(symbol)
+        self._call(lambda: self._core.skip_sequence(symbol))
+
+    def drop_connections(self) -> None:
+        self._call(self._core.drop_connections)
+
+    # ------------------------------------------------------------------ flood
+    def prepare_flood(self, symbol: str, n_updates: int, levels_per_update: int = 3) -> None:
+        """Pre-encode a flood for the next subscriber of `<symbol>@depth[@100ms]`.
+
+        The market stays frozen from here until the flood has been written, so REST keeps
+        serving the start snapshot; afterwards the book is `flood_final_book(symbol)`.
+        """
+        self._require(symbol)
+        if n_updates < 1 or levels_per_update < 1:
+            raise ValueError("n_updates and levels_per_update must be >= 1")
+        core = self._core
+        start = self._call(lambda: core.begin_flood(symbol))
+        sym = core.symbols[symbol]
+        try:
+            # Encoding can take seconds; it runs here so the server keeps answering.
+            plan = build_flood(
+                SymbolWire(sym), start, n_updates, levels_per_update, core.levels,
+                sym.min_qty_steps, sym.max_level_steps, core.seed, wall_ms(),
+            )
+        except BaseException:
+            self._call(lambda: core.install_flood(None))
+            raise
+        self._call(lambda: core.install_flood(plan))
+
+    def flood_final_book(self, symbol: str) -> BookView:
+        self._require(symbol)
+        return self._call(lambda: self._core.flood_final_book(symbol))
