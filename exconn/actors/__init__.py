@@ -1,0 +1,1 @@
+"""Thin Thespian actors over the pure core: wiring, timers and supervision only."""

@@ -1,0 +1,50 @@
+"""MarketDataRouter: the topic registry. Data does not pass through it: it hands each
+exchange supervisor the subscriber list of every open topic, and the connection actor sends
+events straight to the subscribers (one process hop instead of two)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from thespian.actors import ActorTypeDispatcher
+
+from exconn.messages import RouterInit, StreamDemand, Subscribe, SubscriptionError, Unsubscribe
+from exconn.topics import SubscriptionRegistry, parse_topic
+
+
+class MarketDataRouter(ActorTypeDispatcher):
+    def __init__(self) -> None:
+        super().__init__()
+        self.registry = SubscriptionRegistry()
+        self.supervisors: dict[str, Any] = {}
+
+    def receiveMsg_RouterInit(self, msg: RouterInit, sender: Any) -> None:
+        self.supervisors = dict(msg.supervisors)
+
+    def receiveMsg_Subscribe(self, msg: Subscribe, sender: Any) -> None:
+        accepted = [t for t in msg.topics if self._check(msg.subscriber, t)]
+        self._push(self.registry.subscribe(msg.subscriber, accepted))
+
+    def receiveMsg_Unsubscribe(self, msg: Unsubscribe, sender: Any) -> None:
+        self._push(self.registry.unsubscribe(msg.subscriber, msg.topics))
+
+    def _check(self, subscriber: Any, topic: str) -> bool:
+        try:
+            t = parse_topic(topic)
+            if t.exchange != "*" and t.exchange not in self.supervisors:
+                raise ValueError(f"exchange {t.exchange!r} is not configured")
+            if "*" not in topic.split(".") and t.kind not in ("book", "trades"):
+                raise ValueError(f"unknown topic kind {t.kind!r}")
+        except ValueError as exc:
+            self.send(subscriber, SubscriptionError(topic=topic, reason=str(exc)))
+            return False
+        return True
+
+    def _push(self, topics: list[str]) -> None:
+        for topic in topics:
+            supervisor = self.supervisors.get(parse_topic(topic).exchange)
+            if supervisor is not None:
+                self.send(
+                    supervisor,
+                    StreamDemand(topic=topic, subscribers=self.registry.subscribers_of(topic)),
+                )

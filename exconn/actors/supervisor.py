@@ -1,0 +1,227 @@
+"""ExchangeSupervisor: one per exchange; a crash below it never leaves its subtree.
+
+It loads the instruments, owns the desired state (which topic goes to whom), starts connection
+actors and restarts a dead one with backoff, replaying every route so its subscriptions come
+back. Subscribers of a dead connection's books get a ``BookReset`` at once.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from loguru import logger
+from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited, WakeupMessage
+
+from exconn import errors
+from exconn.actors.connection import MarketDataConnection
+from exconn.actors.timers import Timers
+from exconn.logs import configure
+from exconn.messages import (
+    BookReset,
+    ConnectionInit,
+    ConnectionStarted,
+    EventBatch,
+    GetStatus,
+    SetRoute,
+    StreamDemand,
+    SubscriptionError,
+    SupervisorInit,
+)
+from exconn.model.enums import Market
+from exconn.topics import parse_topic
+from exconn.transport.backoff import Backoff
+from exconn.transport.rest import RestClient
+from exconn.venues.binance import endpoints
+from exconn.venues.binance.errors import error_for
+from exconn.venues.binance.parse import parse_exchange_info
+from exconn.venues.binance.wire import error_decoder, exchange_info_decoder
+
+# A child that lived this long is healthy again: its next failure starts the backoff anew.
+HEALTHY_AFTER_SECONDS = 30.0
+
+
+class SupervisorStatus:
+    """Reply to GetStatus: this exchange's connection actors (plain class: holds addresses)."""
+
+    def __init__(self, exchange: str, connections: list[Any], restarts: int) -> None:
+        self.exchange = exchange
+        self.connections = connections
+        self.restarts = restarts
+
+
+class _Child:
+    def __init__(self, market: str, name: str) -> None:
+        self.market = market
+        self.name = name
+        self.address: Any = None
+        self.started_at = 0.0
+        self.backoff = Backoff()
+
+
+class ExchangeSupervisor(ActorTypeDispatcher):
+    def __init__(self) -> None:
+        super().__init__()
+        self.init: SupervisorInit | None = None
+        self.instruments: dict[str, list[Any]] = {}  # market -> instruments
+        self.demands: dict[str, tuple[Any, ...]] = {}  # topic -> subscribers
+        self.pending: list[StreamDemand] = []  # demands waiting for instruments
+        self.children: dict[str, _Child] = {}  # market -> market-data connection
+        self.restarts = 0
+        self.timers = Timers(self)
+        self.load_backoff = Backoff()
+        self.exiting = False
+        self.log = logger
+
+    def receiveMsg_SupervisorInit(self, msg: SupervisorInit, sender: Any) -> None:
+        configure(msg.log_level)
+        self.init = msg
+        self.log = logger.bind(exchange=msg.exchange)
+        self._load_instruments()
+
+    def _load_instruments(self) -> None:
+        assert self.init is not None
+        cfg = self.init.config
+        for market in cfg.markets:
+            if market in self.instruments:
+                continue
+            try:
+                self.instruments[market] = self._fetch_instruments(market)
+            except errors.ExconnError as exc:
+                delay = self.load_backoff.next_delay()
+                self.log.warning(
+                    "loading {} instruments failed: {}; retry in {:.1f} s", market, exc, delay
+                )
+                self.timers.ensure("load", delay)
+                return
+        self.log.info("instruments loaded: {}", {m: len(v) for m, v in self.instruments.items()})
+        pending, self.pending = self.pending, []
+        for demand in pending:
+            self._on_demand(demand)
+
+    def _fetch_instruments(self, market: str) -> list[Any]:
+        assert self.init is not None
+        venue_urls = self.init.config.urls_for(market)
+        rest = RestClient(
+            venue_urls.rest,
+            exchange=self.init.exchange,
+            error_for=error_for,
+            error_decoder=error_decoder,
+        )
+        try:
+            path = endpoints.endpoints(Market(market))["exchange_info"].path
+            info = rest.get(path, {}, exchange_info_decoder)
+        finally:
+            rest.close()
+        return parse_exchange_info(info, Market(market))
+
+    def receiveMsg_StreamDemand(self, msg: StreamDemand, sender: Any) -> None:
+        self._on_demand(msg)
+
+    def _on_demand(self, msg: StreamDemand) -> None:
+        assert self.init is not None
+        market = parse_topic(msg.topic).market
+        if market not in self.init.config.markets:
+            for sub in msg.subscribers:
+                self.send(
+                    sub,
+                    SubscriptionError(
+                        topic=msg.topic,
+                        reason=f"{self.init.exchange} market {market!r} is not configured",
+                    ),
+                )
+            return
+        if market not in self.instruments:
+            self.pending.append(msg)
+            return
+        if msg.subscribers:
+            self.demands[msg.topic] = msg.subscribers
+        else:
+            self.demands.pop(msg.topic, None)
+        child = self._child(market)
+        if child.address is not None:
+            self.send(child.address, SetRoute(topic=msg.topic, subscribers=msg.subscribers))
+
+    def _child(self, market: str) -> _Child:
+        child = self.children.get(market)
+        if child is None:
+            child = _Child(market, f"{market}-md-0")
+            self.children[market] = child
+            self._start_child(child)
+        return child
+
+    def _start_child(self, child: _Child) -> None:
+        assert self.init is not None
+        venue_urls = self.init.config.urls_for(child.market)
+        child.address = self.createActor(MarketDataConnection)
+        child.started_at = time.monotonic()
+        self.send(
+            child.address,
+            ConnectionInit(
+                exchange=self.init.exchange,
+                market=child.market,
+                name=child.name,
+                ws_url=venue_urls.ws,
+                rest_url=venue_urls.rest,
+                instruments=tuple(self.instruments[child.market]),
+                depth_limit=self.init.config.depth_limit,
+                log_level=self.init.log_level,
+            ),
+        )
+        for topic, subscribers in self.demands.items():
+            if parse_topic(topic).market == child.market:
+                self.send(child.address, SetRoute(topic=topic, subscribers=subscribers))
+
+    def receiveMsg_ConnectionStarted(self, msg: ConnectionStarted, sender: Any) -> None:
+        self.log.info("{} started (pid {})", msg.name, msg.pid)
+
+    def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
+        # The system is shutting down: children exiting now are not failures to restart.
+        self.exiting = True
+
+    def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender: Any) -> None:
+        if self.exiting:
+            return
+        for child in self.children.values():
+            # A child failing in __init__ can be reported twice: only the current address counts.
+            if child.address is None or child.address != msg.childAddress:
+                continue
+            child.address = None
+            self.restarts += 1
+            if time.monotonic() - child.started_at > HEALTHY_AFTER_SECONDS:
+                child.backoff.reset()
+            delay = child.backoff.next_delay()
+            self.log.warning("{} died; restarting in {:.1f} s", child.name, delay)
+            self._reset_books(child.market, f"{child.name} restarting")
+            self.timers.start(f"restart:{child.market}", delay)
+
+    def _reset_books(self, market: str, reason: str) -> None:
+        assert self.init is not None
+        for topic, subscribers in self.demands.items():
+            t = parse_topic(topic)
+            if t.kind == "book" and t.market == market:
+                event = BookReset(
+                    exchange=self.init.exchange, market=market, symbol=t.symbol, reason=reason
+                )
+                for sub in subscribers:
+                    self.send(sub, EventBatch.of([event]))
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        purpose = self.timers.fire(msg.payload)
+        if purpose == "load":
+            self._load_instruments()
+        elif purpose is not None and purpose.startswith("restart:"):
+            child = self.children.get(purpose.split(":", 1)[1])
+            if child is not None and child.address is None:
+                self._start_child(child)
+
+    def receiveMsg_GetStatus(self, msg: GetStatus, sender: Any) -> None:
+        assert self.init is not None
+        self.send(
+            sender,
+            SupervisorStatus(
+                exchange=self.init.exchange,
+                connections=[c.address for c in self.children.values() if c.address is not None],
+                restarts=self.restarts,
+            ),
+        )

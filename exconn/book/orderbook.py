@@ -1,0 +1,105 @@
+"""A price-level order book with exact integer keys.
+
+Levels live in two dicts (scaled price -> scaled qty) plus sorted key lists kept with bisect, so
+that reading the best bid/ask after every update is O(1) and changing a level is a dict write
+plus, for a new or removed price, one bisect. No per-level Python objects are kept.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from exconn.book.fixed import parse_scaled, scaled_to_decimal
+
+WireLevel = Sequence[str]  # ["price", "qty"] as the exchange sends them
+
+
+class OrderBook:
+    __slots__ = (
+        "_ask_keys",
+        "_asks",
+        "_bid_keys",
+        "_bids",
+        "price_scale",
+        "qty_scale",
+        "update_id",
+    )
+
+    def __init__(self, price_scale: int = 8, qty_scale: int = 8) -> None:
+        self.price_scale = price_scale
+        self.qty_scale = qty_scale
+        self.update_id = 0
+        self._bids: dict[int, int] = {}
+        self._asks: dict[int, int] = {}
+        self._bid_keys: list[int] = []  # ascending; best bid is last
+        self._ask_keys: list[int] = []  # ascending; best ask is first
+
+    # -- writing ------------------------------------------------------------------------------
+    def clear(self) -> None:
+        self.update_id = 0
+        self._bids.clear()
+        self._asks.clear()
+        self._bid_keys.clear()
+        self._ask_keys.clear()
+
+    def load(self, update_id: int, bids: Iterable[WireLevel], asks: Iterable[WireLevel]) -> None:
+        """Replace the whole book with a snapshot."""
+        self.clear()
+        self.apply(bids, asks)
+        self.update_id = update_id
+
+    def apply(self, bids: Iterable[WireLevel], asks: Iterable[WireLevel]) -> None:
+        """Apply absolute level quantities; qty 0 removes the level (removing an absent level is
+        normal on every venue and ignored)."""
+        ps, qs = self.price_scale, self.qty_scale
+        _set(self._bids, self._bid_keys, bids, ps, qs)
+        _set(self._asks, self._ask_keys, asks, ps, qs)
+
+    # -- reading ------------------------------------------------------------------------------
+    def best_bid(self) -> tuple[Decimal, Decimal] | None:
+        if not self._bid_keys:
+            return None
+        k = self._bid_keys[-1]
+        return self._level(k, self._bids[k])
+
+    def best_ask(self) -> tuple[Decimal, Decimal] | None:
+        if not self._ask_keys:
+            return None
+        k = self._ask_keys[0]
+        return self._level(k, self._asks[k])
+
+    def bids(self, depth: int | None = None) -> list[tuple[Decimal, Decimal]]:
+        """Best first."""
+        keys = self._bid_keys[::-1] if depth is None else self._bid_keys[: -depth - 1 : -1]
+        return [self._level(k, self._bids[k]) for k in keys]
+
+    def asks(self, depth: int | None = None) -> list[tuple[Decimal, Decimal]]:
+        """Best first."""
+        keys = self._ask_keys if depth is None else self._ask_keys[:depth]
+        return [self._level(k, self._asks[k]) for k in keys]
+
+    def is_crossed(self) -> bool:
+        return bool(self._bid_keys and self._ask_keys and self._bid_keys[-1] >= self._ask_keys[0])
+
+    def __len__(self) -> int:
+        return len(self._bids) + len(self._asks)
+
+    def _level(self, price: int, qty: int) -> tuple[Decimal, Decimal]:
+        return scaled_to_decimal(price, self.price_scale), scaled_to_decimal(qty, self.qty_scale)
+
+
+def _set(
+    side: dict[int, int], keys: list[int], levels: Iterable[WireLevel], ps: int, qs: int
+) -> None:
+    for p, q in levels:
+        price = parse_scaled(p, ps)
+        qty = parse_scaled(q, qs)
+        if qty:
+            if price not in side:
+                insort(keys, price)
+            side[price] = qty
+        elif price in side:
+            del side[price]
+            del keys[bisect_left(keys, price)]

@@ -1,0 +1,125 @@
+"""``exconn.start()`` and the handle it returns, for code that is not itself an actor.
+
+Inside an engine's own actors, send the same messages to ``handle.root`` instead
+(``self.send(root, Subscribe(self.myAddress, ("book.binance.spot.BTC/USDT",)))``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from thespian.actors import ActorSystem
+
+from exconn.actors.root import Root, TreeStatus
+from exconn.config import Config
+from exconn.errors import ConfigError, ExchangeDown
+from exconn.logs import THESPIAN_LOG_DEFS, configure
+from exconn.messages import (
+    ConnectionInfo,
+    GetStatus,
+    RootStart,
+    RootStarted,
+    Subscribe,
+    SystemStatus,
+    Unsubscribe,
+)
+
+SYSTEM_BASE = "multiprocTCPBase"
+# Thespian acknowledges every message between processes; these raise throughput about 4x
+# (measured, DESIGN.md §3). They must be set before the actor system starts.
+TRANSMIT_SETTINGS = {
+    "THESPIAN_MAX_QUEUED_TRANSMITS": "50",
+    "THESPIAN_QUEUED_TRANSMIT_UNBLOCK_THRESHOLD": "30",
+}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class Exconn:
+    """A running exconn: the actor system and its root."""
+
+    def __init__(self, system: ActorSystem, root: Any, admin_port: int) -> None:
+        self.system = system
+        self.root = root
+        self.admin_port = admin_port
+        self._closed = False
+
+    def create_actor(self, actor_class: Any, **kwargs: Any) -> Any:
+        """Create an engine actor in exconn's actor system (so it can be subscribed)."""
+        return self.system.createActor(actor_class, **kwargs)
+
+    def subscribe(self, actor: Any, *topics: str) -> None:
+        self.system.tell(self.root, Subscribe(subscriber=actor, topics=tuple(topics)))
+
+    def unsubscribe(self, actor: Any, *topics: str) -> None:
+        self.system.tell(self.root, Unsubscribe(subscriber=actor, topics=tuple(topics)))
+
+    def tell(self, message: Any) -> None:
+        self.system.tell(self.root, message)
+
+    def ask(self, message: Any, timeout: float = 10.0) -> Any:
+        return self.system.ask(self.root, message, timeout)
+
+    def status(self, timeout: float = 5.0) -> SystemStatus:
+        """Ask every supervisor and connection actor how it is (blocking, bounded per hop)."""
+        tree = self.system.ask(self.root, GetStatus(), timeout)
+        if not isinstance(tree, TreeStatus):
+            raise ExchangeDown("exconn root did not answer the status request")
+        infos: list[ConnectionInfo] = []
+        restarts = 0
+        for supervisor in tree.supervisors.values():
+            reply = self.system.ask(supervisor, GetStatus(), timeout)
+            if reply is None:
+                continue
+            restarts += reply.restarts
+            for conn in reply.connections:
+                info = self.system.ask(conn, GetStatus(), timeout)
+                if isinstance(info, ConnectionInfo):
+                    infos.append(info)
+        return SystemStatus(connections=tuple(infos), restarts=restarts)
+
+    def shutdown(self) -> None:
+        """Stop every actor (sockets closed) and the actor system's processes. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.system.shutdown()
+
+    def __enter__(self) -> Exconn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+def start(config: Config) -> Exconn:
+    """Spawn the actor system and the exchange tree; returns once the root is up."""
+    if not config.exchanges:
+        raise ConfigError("no exchange configured")
+    configure(config.log_level)
+    for key, value in TRANSMIT_SETTINGS.items():
+        os.environ.setdefault(key, value)
+    # Thespian unpickles whatever reaches its ports: bind it to a private address.
+    os.environ["THESPIAN_BASE_IPADDR"] = config.bind_address
+    port = config.admin_port or free_port(config.bind_address)
+    system = ActorSystem(
+        SYSTEM_BASE,
+        capabilities={"Admin Port": port},
+        logDefs=THESPIAN_LOG_DEFS,
+        transientUnique=True,
+    )
+    try:
+        root = system.createActor(Root)
+        reply = system.ask(root, RootStart(config=config), config.start_timeout)
+        if not isinstance(reply, RootStarted):
+            raise ExchangeDown(f"exconn root did not start within {config.start_timeout} s")
+    except BaseException:
+        system.shutdown()
+        raise
+    return Exconn(system, root, port)

@@ -1,0 +1,1 @@
+"""I/O: REST sessions and WebSocket connections (never imports actors)."""

@@ -1,0 +1,1 @@
+"""Binance Spot and USDⓈ-M: protocol facts, wire types, parsing and book-sync rules."""

@@ -1,0 +1,57 @@
+"""Binance base URLs per environment and stream-name builders.
+
+Sources: ../shared/reference/binance.md §1 (base URLs) and §6 (stream names).
+"""
+
+from __future__ import annotations
+
+from exconn.model.enums import Market
+
+# (rest, market-data websocket) per environment; "sim" URLs come from the running simulator.
+SPOT_URLS: dict[str, tuple[str, str]] = {
+    "live": ("https://api.binance.com", "wss://stream.binance.com:9443"),
+    "testnet": ("https://testnet.binance.vision", "wss://stream.testnet.binance.vision"),
+    "demo": ("https://demo-api.binance.com", "wss://demo-stream.binance.com"),
+}
+LINEAR_URLS: dict[str, tuple[str, str]] = {
+    "live": ("https://fapi.binance.com", "wss://fstream.binance.com/public"),
+    "testnet": ("https://testnet.binancefuture.com", "wss://fstream.binancefuture.com/public"),
+    "demo": ("https://demo-fapi.binance.com", "wss://demo-fstream.binance.com/public"),
+}
+
+# Stream kinds exconn subscribes to for each topic kind.
+DEPTH_SPEED = "100ms"
+MAX_STREAMS_PER_CONNECTION = 1024
+MAX_INCOMING_MESSAGES_PER_SECOND = 5
+
+
+def default_urls(market: Market, environment: str) -> tuple[str, str]:
+    table = SPOT_URLS if market is Market.SPOT else LINEAR_URLS
+    try:
+        return table[environment]
+    except KeyError:
+        raise ValueError(
+            f"binance {market}: no built-in URLs for environment {environment!r}; "
+            "set rest_url and ws_url explicitly"
+        ) from None
+
+
+def depth_stream(venue_symbol: str) -> str:
+    return f"{venue_symbol.lower()}@depth@{DEPTH_SPEED}"
+
+
+def trade_stream(venue_symbol: str) -> str:
+    return f"{venue_symbol.lower()}@trade"
+
+
+def stream_for(kind: str, venue_symbol: str) -> str:
+    """The stream that carries a topic kind (``book`` -> diff depth, ``trades`` -> trade)."""
+    if kind == "book":
+        return depth_stream(venue_symbol)
+    if kind == "trades":
+        return trade_stream(venue_symbol)
+    raise ValueError(f"binance: no stream for topic kind {kind!r}")
+
+
+def combined_url(ws_base: str, streams: list[str]) -> str:
+    return f"{ws_base.rstrip('/')}/stream?streams={'/'.join(streams)}"

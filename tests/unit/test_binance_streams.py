@@ -1,0 +1,131 @@
+"""The Binance stream handler, driven directly (no sockets, no actors)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from exconn.book.sync import SyncResult
+from exconn.messages import BookDelta, BookReset, BookSnapshot, Trade
+from exconn.model.enums import Exchange, Market, OrderSide
+from exconn.model.instruments import Instrument
+from exconn.outbox import Outbox
+from exconn.venues.binance.streams import StreamHandler
+from exconn.venues.binance.wire import DepthSnapshot
+
+BTC = Instrument(
+    exchange=Exchange.BINANCE,
+    market=Market.SPOT,
+    symbol="BTC/USDT",
+    venue_symbol="BTCUSDT",
+    base="BTC",
+    quote="USDT",
+    settle=None,
+    tick_size=Decimal("0.01"),
+    step_size=Decimal("0.00001"),
+    min_qty=Decimal("0.00001"),
+)
+SUB = "subscriber-1"
+
+
+def depth(first: int, last: int, bids: str = "[]", asks: str = "[]") -> bytes:
+    return (
+        '{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1723161255208,'
+        f'"s":"BTCUSDT","U":{first},"u":{last},"b":{bids},"a":{asks}}}}}'
+    ).encode()
+
+
+def trade(tid: int, maker_buyer: bool) -> bytes:
+    m = "true" if maker_buyer else "false"
+    return (
+        '{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":'
+        f'{tid},"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":{m},"M":true}}}}'
+    ).encode()
+
+
+@pytest.fixture
+def handler() -> StreamHandler:
+    h = StreamHandler(Market.SPOT, [BTC])
+    out = Outbox()
+    change = h.set_route("book.binance.spot.BTC/USDT", [SUB], out)
+    assert change.subscribe == ["btcusdt@depth@100ms"]
+    h.set_route("trades.binance.spot.BTC/USDT", [SUB], out)
+    return h
+
+
+def events(out: Outbox, who: str = SUB) -> list:
+    """What ``who`` receives: the batch as the subscriber decodes it."""
+    for address, batch in out.drain():
+        if address == who:
+            return list(batch.events)
+    return []
+
+
+def test_sync_then_deltas_then_trades(handler: StreamHandler) -> None:
+    out = Outbox()
+    handler.on_frames([depth(99, 101, bids='[["100.00","1.0"]]')], out)
+    assert handler.symbols_needing_snapshot() == ["BTCUSDT"]
+    snap = DepthSnapshot(lastUpdateId=100, bids=[("99.00", "2")], asks=[("101.00", "3")])
+    assert handler.on_snapshot("BTCUSDT", snap, out) is SyncResult.SYNCED
+    handler.on_frames([depth(102, 102, asks='[["101.00","0"]]'), trade(7, True)], out)
+    snapshot, delta, tr = events(out)
+    assert isinstance(snapshot, BookSnapshot) and snapshot.update_id == 101
+    assert snapshot.bids == ((Decimal("100.00"), Decimal("1.0")), (Decimal("99"), Decimal("2")))
+    assert isinstance(delta, BookDelta)
+    assert (delta.prev_update_id, delta.update_id) == (101, 102)
+    assert delta.asks == ((Decimal("101.00"), Decimal("0")),)
+    assert isinstance(tr, Trade) and tr.side is OrderSide.SELL and tr.trade_id == "7"
+    assert tr.ts.tzinfo is not None
+
+
+def test_malformed_frames_are_counted_and_skipped(handler: StreamHandler) -> None:
+    out = Outbox()
+    handler.on_frames([depth(1, 1)], out)
+    handler.on_snapshot("BTCUSDT", DepthSnapshot(lastUpdateId=1, bids=[], asks=[]), out)
+    frames = [
+        b'{"stream": "btcusdt@depth@100ms", "data": {bad json',
+        b"\xff\xfe",
+        b'{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate"}}',  # fields missing
+        depth(2, 2, bids='[["1.00","1"]]'),
+        b'{"result":null,"id":1}',  # a control ack is not malformed
+    ]
+    handler.on_frames(frames, out)
+    assert handler.malformed == 3
+    assert [type(e) for e in events(out)] == [BookSnapshot, BookDelta]
+
+
+def test_unparseable_level_voids_the_book(handler: StreamHandler) -> None:
+    out = Outbox()
+    handler.on_frames([depth(1, 1)], out)
+    handler.on_snapshot("BTCUSDT", DepthSnapshot(lastUpdateId=1, bids=[], asks=[]), out)
+    handler.on_frames([depth(2, 2, bids='[["1.0.0","1"]]')], out)
+    assert isinstance(events(out)[-1], BookReset)
+    assert handler.malformed == 1 and handler.resyncs == 1
+    assert not handler.feeds["BTCUSDT"].sync.live
+
+
+def test_gap_emits_reset_and_asks_for_a_snapshot(handler: StreamHandler) -> None:
+    out = Outbox()
+    handler.on_frames([depth(1, 1)], out)
+    handler.on_snapshot("BTCUSDT", DepthSnapshot(lastUpdateId=1, bids=[], asks=[]), out)
+    handler.on_frames([depth(5, 6)], out)
+    assert isinstance(events(out)[-1], BookReset)
+    assert handler.symbols_needing_snapshot() == ["BTCUSDT"]
+
+
+def test_new_subscriber_of_a_live_book_gets_a_snapshot(handler: StreamHandler) -> None:
+    out = Outbox()
+    handler.on_frames([depth(1, 1)], out)
+    handler.on_snapshot("BTCUSDT", DepthSnapshot(lastUpdateId=1, bids=[("1", "1")], asks=[]), out)
+    out2 = Outbox()
+    change = handler.set_route("book.binance.spot.BTC/USDT", [SUB, "late"], out2)
+    assert change.subscribe == []  # stream already open
+    assert out2.events_for(SUB) == []
+    assert [type(e) for e in events(out2, "late")] == [BookSnapshot]
+
+
+def test_last_subscriber_leaving_closes_the_stream(handler: StreamHandler) -> None:
+    change = handler.set_route("book.binance.spot.BTC/USDT", [], Outbox())
+    assert change.unsubscribe == ["btcusdt@depth@100ms"]
+    assert "btcusdt@depth@100ms" not in handler.streams
