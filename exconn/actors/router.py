@@ -16,22 +16,32 @@ class MarketDataRouter(ActorTypeDispatcher):
     def __init__(self) -> None:
         super().__init__()
         self.registry = SubscriptionRegistry()
-        self.supervisors: dict[str, Any] = {}
+        self.supervisors: dict[str, Any] | None = None
+        self.early: list[Subscribe | Unsubscribe] = []  # arrived before RouterInit
 
     def receiveMsg_RouterInit(self, msg: RouterInit, sender: Any) -> None:
         self.supervisors = dict(msg.supervisors)
+        early, self.early = self.early, []
+        for request in early:
+            self.receiveMessage(request, sender)
 
     def receiveMsg_Subscribe(self, msg: Subscribe, sender: Any) -> None:
+        if self.supervisors is None:
+            self.early.append(msg)
+            return
         accepted = [t for t in msg.topics if self._check(msg.subscriber, t)]
         self._push(self.registry.subscribe(msg.subscriber, accepted))
 
     def receiveMsg_Unsubscribe(self, msg: Unsubscribe, sender: Any) -> None:
+        if self.supervisors is None:
+            self.early.append(msg)
+            return
         self._push(self.registry.unsubscribe(msg.subscriber, msg.topics))
 
     def _check(self, subscriber: Any, topic: str) -> bool:
         try:
             t = parse_topic(topic)
-            if t.exchange != "*" and t.exchange not in self.supervisors:
+            if t.exchange != "*" and t.exchange not in (self.supervisors or {}):
                 raise ValueError(f"exchange {t.exchange!r} is not configured")
             if "*" not in topic.split(".") and t.kind not in ("book", "trades"):
                 raise ValueError(f"unknown topic kind {t.kind!r}")
@@ -42,7 +52,7 @@ class MarketDataRouter(ActorTypeDispatcher):
 
     def _push(self, topics: list[str]) -> None:
         for topic in topics:
-            supervisor = self.supervisors.get(parse_topic(topic).exchange)
+            supervisor = (self.supervisors or {}).get(parse_topic(topic).exchange)
             if supervisor is not None:
                 self.send(
                     supervisor,

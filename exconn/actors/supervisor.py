@@ -119,7 +119,10 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         self._on_demand(msg)
 
     def _on_demand(self, msg: StreamDemand) -> None:
-        assert self.init is not None
+        if self.init is None:
+            # Router and root are different senders: a demand can overtake our init message.
+            self.pending.append(msg)
+            return
         market = parse_topic(msg.topic).market
         if market not in self.init.config.markets:
             for sub in msg.subscribers:
