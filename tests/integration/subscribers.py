@@ -13,6 +13,7 @@ from exconn.messages import (
     BookReset,
     BookSnapshot,
     EventBatch,
+    Subscribe,
     SubscriptionError,
     Trade,
 )
@@ -35,6 +36,13 @@ class View(msgspec.Struct, frozen=True):
     trades: int
     trade_ids: list[str]
     errors: list[str]
+
+
+class Attach(msgspec.Struct, frozen=True):
+    """Tell an engine actor where exconn's root is and what to subscribe to."""
+
+    root: Any
+    topics: tuple[str, ...]
 
 
 class RecordingSubscriber(Actor):
@@ -70,6 +78,9 @@ class RecordingSubscriber(Actor):
                         self._count(event.symbol, "rejected")
                 elif isinstance(event, BookReset):
                     self._count(event.symbol, "resets")
+        elif isinstance(message, Attach):
+            # What an engine's own actor does: no handle, just messages to exconn's root.
+            self.send(message.root, Subscribe(subscriber=self.myAddress, topics=message.topics))
         elif isinstance(message, SubscriptionError):
             self.errors.append(f"{message.topic}: {message.reason}")
         elif isinstance(message, GetView):

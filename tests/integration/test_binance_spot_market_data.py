@@ -11,7 +11,7 @@ import pytest
 import exconn
 from exconn.sim import BinanceSpotSim
 from tests.integration.conftest import book_matches_sim, view, wait_for
-from tests.integration.subscribers import RecordingSubscriber
+from tests.integration.subscribers import Attach, RecordingSubscriber
 
 pytestmark = pytest.mark.integration
 
@@ -120,3 +120,11 @@ def test_unknown_symbol_is_reported_to_the_subscriber(ex: exconn.Exconn) -> None
     )
     assert any("NOPE/USDT" in e for e in v.errors)
     assert any("kraken" in e for e in v.errors)
+
+
+def test_engine_actor_subscribes_by_message(sim: BinanceSpotSim, ex: exconn.Exconn) -> None:
+    engine = ex.create_actor(RecordingSubscriber)
+    ex.system.tell(engine, Attach(root=ex.root, topics=(f"trades.binance.spot.{ETH}",)))
+    v = wait_for(lambda: (x := view(ex, engine, ETH)).trades >= 3 and x, "trades by message")
+    assert len(v.trade_ids) == len(set(v.trade_ids))
+    assert [int(t) for t in v.trade_ids] == sorted(int(t) for t in v.trade_ids)

@@ -129,3 +129,36 @@ def test_last_subscriber_leaving_closes_the_stream(handler: StreamHandler) -> No
     change = handler.set_route("book.binance.spot.BTC/USDT", [], Outbox())
     assert change.unsubscribe == ["btcusdt@depth@100ms"]
     assert "btcusdt@depth@100ms" not in handler.streams
+
+
+def test_exchange_info_maps_symbols_from_assets_not_strings(reference) -> None:
+    from exconn.model.symbols import SymbolMap
+    from exconn.venues.binance.parse import parse_exchange_info
+    from exconn.venues.binance.wire import exchange_info_decoder
+
+    raw = (reference / "payloads" / "binance_spot_rest_exchangeInfo.json").read_bytes()
+    instruments = parse_exchange_info(exchange_info_decoder.decode(raw), Market.SPOT)
+    assert instruments
+    mapping = SymbolMap.from_instruments(instruments)
+    for inst in instruments:
+        assert inst.symbol == f"{inst.base}/{inst.quote}"
+        assert mapping.from_venue(inst.venue_symbol) == inst.symbol
+        assert mapping.to_venue(inst.symbol) == inst.venue_symbol
+        assert inst.tick_size > 0 and inst.step_size > 0
+
+
+def test_usdm_exchange_info_keeps_perpetuals_only(corpus) -> None:
+    from exconn.venues.binance.parse import parse_exchange_info
+    from exconn.venues.binance.wire import exchange_info_decoder
+
+    path = (
+        corpus
+        / "binance/usdm/rest/nautilus-py__http_responses_http_futures_market_exchange_info.json"
+    )
+    if not path.exists():
+        pytest.skip(f"{path.name} not in the corpus")
+    instruments = parse_exchange_info(
+        exchange_info_decoder.decode(path.read_bytes()), Market.LINEAR
+    )
+    assert instruments and all(i.symbol.endswith(f":{i.settle}") for i in instruments)
+    assert len({i.symbol for i in instruments}) == len(instruments)

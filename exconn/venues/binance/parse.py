@@ -39,6 +39,10 @@ def parse_exchange_info(info: ExchangeInfo, market: Market) -> list[Instrument]:
     margin asset for USD-M), never guessed from the venue symbol string."""
     out: list[Instrument] = []
     for s in info.symbols:
+        if market is Market.LINEAR and s.contractType not in (None, "PERPETUAL"):
+            # Dated futures share base/quote/settle with the perpetual; until symbols carry an
+            # expiry, only perpetuals are mapped (a clash would make the mapping ambiguous).
+            continue
         price_f = _filter(s.filters, "PRICE_FILTER")
         lot_f = _filter(s.filters, "LOT_SIZE")
         # Spot carries NOTIONAL (current) or MIN_NOTIONAL (legacy); USD-M's MIN_NOTIONAL names
