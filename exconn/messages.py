@@ -162,6 +162,13 @@ class EventBatch(msgspec.Struct, frozen=True, dict=True):
     def events(self) -> tuple[MarketEvent, ...]:
         return tuple(_batch_decoder.decode(self.payload))
 
+    def __repr__(self) -> str:
+        # Thespian formats every message it sends and receives for its debug log, even when
+        # that log is off: a repr of the whole payload cost more than the events themselves.
+        return f"EventBatch({len(self.payload)} bytes)"
+
+    __str__ = __repr__
+
 
 # --------------------------------------------------------------------------------------------
 # Engine -> exconn: order commands (the order path lands in a later issue; the types are here so
@@ -200,6 +207,8 @@ class ConnectionInfo(msgspec.Struct, frozen=True):
     connected: bool
     malformed_frames: int
     resyncs: int
+    frames: int = 0  # data frames received since start
+    drains: int = 0  # socket reads that returned frames (frames / drains = batch size)
 
 
 class SystemStatus(msgspec.Struct, frozen=True):

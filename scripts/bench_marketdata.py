@@ -120,6 +120,7 @@ def main() -> int:
                 time.sleep(0.2)
             assert report is not None and conn_pid is not None
             conn_cpu = cpu_seconds(conn_pid) - cpu0
+            (conn_info,) = ex.status().connections
             sub_cpu = cpu_seconds(report.pid)
         finally:
             ex.shutdown()
@@ -132,6 +133,7 @@ def main() -> int:
     print(f"updates flooded            {args.updates}")
     print(f"deltas delivered           {report.deltas} (the rest folded into the snapshot)")
     print(f"batches (actor messages)   {report.batches}")
+    print(f"socket drains              {conn_info.drains} ({conn_info.frames} frames)")
     print(f"rejected deltas            {report.rejected}")
     print(f"final book exact           {exact}")
     print(f"delivery window            {elapsed:.3f} s")

@@ -70,6 +70,8 @@ class MarketDataConnection(Actor):
         self.pacer = RollingWindow(CONTROL_MESSAGES_PER_SECOND, 1.0)
         self.pending_control: list[tuple[str, list[str]]] = []
         self.request_id = 0
+        self.frames = 0
+        self.drains = 0
         self.log = logger
 
     # Every exit path returns the watch: a bare return or an exception would clear it.
@@ -167,6 +169,8 @@ class MarketDataConnection(Actor):
             self._publish(out)
             return
         if frames:
+            self.frames += len(frames)
+            self.drains += 1
             self.backoff.reset()
             handler.on_frames(frames, out)
         if handler.shutdown_notices:
@@ -278,6 +282,8 @@ class MarketDataConnection(Actor):
             connected=bool(self.conn and self.conn.connected),
             malformed_frames=handler.malformed if handler else 0,
             resyncs=handler.resyncs if handler else 0,
+            frames=self.frames,
+            drains=self.drains,
         )
 
     def _close(self) -> None:

@@ -1,22 +1,27 @@
 """One WebSocket connection (websocket-client) readable without threads or blocking.
 
 The connection actor hands ``fileno()`` to Thespian (``ThespianWatch``) and calls
-``read_available()`` when the socket is readable: it returns every complete frame already
-received and leaves a partial frame in websocket-client's frame buffer (that buffer resumes where
-it stopped, so a frame split across reads is never lost). Server pings are answered inside
-websocket-client's ``recv_data_frame``.
+``read_available()`` when the socket is readable: it returns the complete messages already
+received and keeps the bytes of a partial frame for the next read, so a frame split across
+reads is never lost. websocket-client does the handshake, sends, and closes; server pings are
+answered with a pong carrying the same payload.
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
+from typing import Any
 
 import websocket
 
+OPCODE_CONT = websocket.ABNF.OPCODE_CONT
 OPCODE_TEXT = websocket.ABNF.OPCODE_TEXT
 OPCODE_BINARY = websocket.ABNF.OPCODE_BINARY
 OPCODE_CLOSE = websocket.ABNF.OPCODE_CLOSE
+OPCODE_PING = websocket.ABNF.OPCODE_PING
+OPCODE_PONG = websocket.ABNF.OPCODE_PONG
+READ_CHUNK = 65_536  # below glibc's mmap threshold: a read never costs an mmap/munmap pair
 
 
 class WsClosed(Exception):
@@ -29,6 +34,9 @@ class WsConnection:
         self.connect_timeout = connect_timeout
         self.send_timeout = send_timeout
         self._ws: websocket.WebSocket | None = None
+        self._rest = b""  # bytes of an incomplete frame
+        self._fragments: list[bytes] | None = None  # a fragmented message being assembled
+        self._closed_reason: str | None = None  # peer closed after messages not yet returned
 
     @property
     def connected(self) -> bool:
@@ -49,6 +57,9 @@ class WsConnection:
         ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         ws.settimeout(0)
         self._ws = ws
+        self._rest = b""
+        self._fragments = None
+        self._closed_reason = None
 
     def fileno(self) -> int:
         if self._ws is None or self._ws.sock is None:
@@ -56,36 +67,116 @@ class WsConnection:
         return self._ws.sock.fileno()
 
     def read_available(self, max_frames: int) -> tuple[list[bytes], bool]:
-        """Complete data frames now readable, oldest first, at most ``max_frames``; the flag
+        """Complete data messages now readable, oldest first, at most ``max_frames``; the flag
         says whether the limit stopped the read (more may be waiting, possibly inside the TLS
         layer where select() cannot see it, so the caller must come back without waiting for
         the socket to become readable).
 
-        Raises ``WsClosed`` when the peer closed or the connection broke; frames read before
-        that are lost with the connection, which is why the caller resyncs after a reconnect.
+        Raises ``WsClosed`` when the peer closed or the connection broke. Messages that arrived
+        before the close are returned first (with the flag set) and the next call raises.
         """
         ws = self._ws
         if ws is None:
             raise WsClosed("not connected")
+        if self._closed_reason is not None:
+            reason, self._closed_reason = self._closed_reason, None
+            self._drop()
+            raise WsClosed(reason)
         frames: list[bytes] = []
-        append = frames.append
-        recv = ws.recv_data_frame
         try:
-            while len(frames) < max_frames:
-                opcode, frame = recv(True)
-                if opcode in (OPCODE_TEXT, OPCODE_BINARY):
-                    append(frame.data)
-                elif opcode == OPCODE_CLOSE:
-                    self._drop()
-                    raise WsClosed("closed by peer")
-        except (BlockingIOError, ssl.SSLWantReadError):
-            return frames, False
-        except WsClosed:
+            more = self._read_frames(ws, frames, max_frames)
+        except WsClosed as exc:
+            if frames:
+                self._closed_reason = str(exc)
+                return frames, True
+            self._drop()
             raise
         except (OSError, websocket.WebSocketException) as exc:
             self._drop()
             raise WsClosed(str(exc) or type(exc).__name__) from exc
-        return frames, True
+        return frames, more
+
+    def _read_frames(self, ws: websocket.WebSocket, out: list[bytes], max_frames: int) -> bool:
+        # Server frames are parsed here, not by websocket-client's recv_data_frame: its
+        # per-frame call chain (five Python calls and two socket reads a frame) cost more than
+        # decoding the frame, and on CPython 3.11 those nested calls can thrash the frame-stack
+        # allocator (an mmap/munmap pair per call) depending on the stack depth the actor
+        # process happens to run at. One socket read here serves hundreds of frames.
+        sock = ws.sock
+        buf = self._rest
+        pos = 0
+        append = out.append
+        while len(out) < max_frames:
+            n = len(buf) - pos
+            if n >= 2:
+                b0 = buf[pos]
+                b1 = buf[pos + 1]
+                length = b1 & 0x7F
+                head = 2
+                if length == 126:
+                    head = 4
+                    if n >= 4:
+                        length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                elif length == 127:
+                    head = 10
+                    if n >= 10:
+                        length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                if b1 & 0x80:
+                    raise WsClosed("protocol error: masked frame from server")
+                end = pos + head + length
+                if n >= head and end <= len(buf):
+                    payload = buf[pos + head : end]
+                    pos = end
+                    opcode = b0 & 0x0F
+                    if opcode in (OPCODE_TEXT, OPCODE_BINARY) and b0 & 0x80:
+                        append(payload)
+                    else:
+                        self._on_other_frame(ws, b0, opcode, payload, append)
+                    continue
+            # Incomplete frame: read more.
+            try:
+                chunk = sock.recv(READ_CHUNK)
+            except (BlockingIOError, ssl.SSLWantReadError):
+                self._rest = buf[pos:]
+                return False
+            if not chunk:
+                raise WsClosed("connection closed by peer (EOF)")
+            buf = buf[pos:] + chunk
+            pos = 0
+        self._rest = buf[pos:]
+        return True
+
+    def _on_other_frame(
+        self, ws: websocket.WebSocket, b0: int, opcode: int, payload: bytes, append: Any
+    ) -> None:
+        fin = b0 & 0x80
+        if opcode == OPCODE_PING:
+            self._send_control(ws.pong, payload)
+        elif opcode == OPCODE_PONG:
+            pass
+        elif opcode == OPCODE_CLOSE:
+            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+            raise WsClosed(f"closed by peer (code {code})")
+        elif opcode in (OPCODE_TEXT, OPCODE_BINARY):  # first fragment of a message
+            self._fragments = [payload]
+        elif opcode == OPCODE_CONT:
+            if self._fragments is None:
+                raise WsClosed("protocol error: continuation without a first fragment")
+            self._fragments.append(payload)
+            if fin:
+                append(b"".join(self._fragments))
+                self._fragments = None
+        else:
+            raise WsClosed(f"protocol error: opcode {opcode}")
+
+    def _send_control(self, send: Any, payload: bytes) -> None:
+        ws = self._ws
+        assert ws is not None
+        ws.settimeout(self.send_timeout)
+        try:
+            send(payload)
+        finally:
+            ws.settimeout(0)
 
     def send_text(self, text: str) -> None:
         ws = self._ws
