@@ -60,6 +60,9 @@ def test_diffs_rebuild_the_book_and_never_cross(
         replica.apply(diff)
         assert_sane(market.book, levels)
         assert replica == market.book
+        # The served book is the matching engine's own state, not a separate model.
+        assert (market.book.bids, market.book.asks) == (market.engine.bids, market.engine.asks)
+        assert market.book.update_id == market.engine.update_id
         previous_last = diff.last_id
     # Levels per side are refilled to exactly `levels` when there is room on the grid.
     if mid_ticks >= 4 * levels:
