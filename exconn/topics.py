@@ -127,3 +127,12 @@ class SubscriptionRegistry:
         topics = [t for t, subs in self._concrete.items() if key in subs]
         patterns = [p for p, subs in self._patterns.items() if key in subs]
         return sorted(set(self.unsubscribe(subscriber, topics + patterns)))
+
+    def subscriptions(self) -> list[tuple[Any, tuple[str, ...]]]:
+        """Every subscriber with all its topics and patterns (to replay into a new registry)."""
+        by_key: dict[str, tuple[Any, list[str]]] = {}
+        for table in (self._concrete, self._patterns):
+            for topic, subs in table.items():
+                for key, sub in subs.items():
+                    by_key.setdefault(key, (sub, []))[1].append(topic)
+        return [(sub, tuple(sorted(topics))) for sub, topics in by_key.values()]

@@ -1,14 +1,24 @@
-"""Root: spawned by ``exconn.start``; creates the router and one supervisor per exchange and
-forwards engine commands to them."""
+"""Root: spawned by ``exconn.start``; creates the router and one supervisor per exchange,
+forwards engine commands to them, and restarts either if it dies.
+
+The root keeps its own copy of who subscribed to what, so a restarted router gets every
+subscription back; a restarted supervisor gets its streams back from the router. A crash in
+one exchange's subtree never touches another exchange.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import time
 from typing import Any
 
-from thespian.actors import ActorTypeDispatcher
+from loguru import logger
+from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited, WakeupMessage
 
 from exconn.actors.router import MarketDataRouter
 from exconn.actors.supervisor import ExchangeSupervisor
+from exconn.actors.timers import Timers
 from exconn.logs import configure
 from exconn.messages import (
     GetStatus,
@@ -19,41 +29,125 @@ from exconn.messages import (
     SupervisorInit,
     Unsubscribe,
 )
+from exconn.topics import SubscriptionRegistry
+from exconn.transport.backoff import Backoff
+
+HEALTHY_AFTER_SECONDS = 30.0
 
 
 class TreeStatus:
     """Reply to GetStatus sent to the root (plain class: holds actor addresses)."""
 
-    def __init__(self, router: Any, supervisors: dict[str, Any]) -> None:
+    def __init__(self, router: Any, supervisors: dict[str, Any], restarts: int, pid: int) -> None:
         self.router = router
         self.supervisors = supervisors
+        self.restarts = restarts
+        self.pid = pid
+
+
+class _Slot:
+    """One supervised child of the root: its address, when it started, its backoff."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.address: Any = None
+        self.started_at = 0.0
+        self.backoff = Backoff()
 
 
 class Root(ActorTypeDispatcher):
     def __init__(self) -> None:
         super().__init__()
-        self.router: Any = None
-        self.supervisors: dict[str, Any] = {}
+        self.config: Any = None
+        self.router = _Slot("router")
+        self.supervisors: dict[str, _Slot] = {}
+        self.registry = SubscriptionRegistry()  # mirror of the router's, for its restarts
+        self.timers = Timers(self)
+        self.restarts = 0
+        self.exiting = False
+        self.log = logger
 
     def receiveMsg_RootStart(self, msg: RootStart, sender: Any) -> None:
-        config = msg.config
-        if self.router is None:
-            configure(config.log_level)
-            self.router = self.createActor(MarketDataRouter)
-            for ex in config.exchanges:
-                sup = self.createActor(ExchangeSupervisor)
-                self.send(
-                    sup, SupervisorInit(exchange=ex.name, config=ex, log_level=config.log_level)
-                )
-                self.supervisors[ex.name] = sup
-            self.send(self.router, RouterInit(supervisors=dict(self.supervisors)))
+        if self.config is None:
+            self.config = msg.config
+            configure(self.config.log_level)
+            self.log = logger.bind(component="root")
+            for ex in self.config.exchanges:
+                self.supervisors[ex.name] = slot = _Slot(ex.name)
+                self._start_supervisor(slot)
+            self._start_router()
         self.send(sender, RootStarted())
 
+    # -- children -------------------------------------------------------------------------------
+    def _start_supervisor(self, slot: _Slot) -> None:
+        ex = next(e for e in self.config.exchanges if e.name == slot.name)
+        slot.address = self.createActor(ExchangeSupervisor)
+        slot.started_at = time.monotonic()
+        self.send(
+            slot.address,
+            SupervisorInit(exchange=ex.name, config=ex, log_level=self.config.log_level),
+        )
+
+    def _start_router(self) -> None:
+        self.router.address = self.createActor(MarketDataRouter)
+        self.router.started_at = time.monotonic()
+        self._init_router()
+        for subscriber, topics in self.registry.subscriptions():
+            self.send(self.router.address, Subscribe(subscriber=subscriber, topics=topics))
+
+    def _init_router(self) -> None:
+        supervisors = {n: s.address for n, s in self.supervisors.items() if s.address is not None}
+        self.send(self.router.address, RouterInit(supervisors=supervisors))
+
+    def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender: Any) -> None:
+        if self.exiting:
+            return
+        for slot in [self.router, *self.supervisors.values()]:
+            # A child failing in __init__ can be reported twice: only the current address counts.
+            if slot.address is None or slot.address != msg.childAddress:
+                continue
+            slot.address = None
+            self.restarts += 1
+            if time.monotonic() - slot.started_at > HEALTHY_AFTER_SECONDS:
+                slot.backoff.reset()
+            delay = slot.backoff.next_delay()
+            self.log.warning("{} died; restarting in {:.1f} s", slot.name, delay)
+            self.timers.start(f"restart:{slot.name}", delay)
+            if slot is not self.router and self.router.address is not None:
+                self._init_router()  # stop routing to the dead supervisor meanwhile
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        purpose = self.timers.fire(msg.payload)
+        if purpose is None or not purpose.startswith("restart:"):
+            return
+        name = purpose.split(":", 1)[1]
+        if name == "router":
+            if self.router.address is None:
+                self._start_router()
+            return
+        slot = self.supervisors.get(name)
+        if slot is not None and slot.address is None:
+            self._start_supervisor(slot)
+            if self.router.address is not None:
+                self._init_router()  # the router re-sends that exchange's demands
+
+    def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
+        self.exiting = True
+
+    # -- engine commands ------------------------------------------------------------------------
     def receiveMsg_Subscribe(self, msg: Subscribe, sender: Any) -> None:
-        self.send(self.router, msg)
+        for topic in msg.topics:
+            # A bad topic is not mirrored; the router reports it to the subscriber.
+            with contextlib.suppress(ValueError):
+                self.registry.subscribe(msg.subscriber, [topic])
+        if self.router.address is not None:
+            self.send(self.router.address, msg)
 
     def receiveMsg_Unsubscribe(self, msg: Unsubscribe, sender: Any) -> None:
-        self.send(self.router, msg)
+        self.registry.unsubscribe(msg.subscriber, msg.topics)
+        if self.router.address is not None:
+            self.send(self.router.address, msg)
 
     def receiveMsg_GetStatus(self, msg: GetStatus, sender: Any) -> None:
-        self.send(sender, TreeStatus(self.router, dict(self.supervisors)))
+        supervisors = {n: s.address for n, s in self.supervisors.items() if s.address is not None}
+        self.send(sender, TreeStatus(self.router.address, supervisors, self.restarts, os.getpid()))

@@ -4,11 +4,19 @@ events straight to the subscribers (one process hop instead of two)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from thespian.actors import ActorTypeDispatcher
 
-from exconn.messages import RouterInit, StreamDemand, Subscribe, SubscriptionError, Unsubscribe
+from exconn.messages import (
+    GetStatus,
+    RouterInit,
+    StreamDemand,
+    Subscribe,
+    SubscriptionError,
+    Unsubscribe,
+)
 from exconn.topics import SubscriptionRegistry, parse_topic
 
 
@@ -20,7 +28,14 @@ class MarketDataRouter(ActorTypeDispatcher):
         self.early: list[Subscribe | Unsubscribe] = []  # arrived before RouterInit
 
     def receiveMsg_RouterInit(self, msg: RouterInit, sender: Any) -> None:
+        old = self.supervisors or {}
         self.supervisors = dict(msg.supervisors)
+        # A restarted supervisor knows nothing: give it every open topic of its exchange.
+        renewed = [name for name, address in self.supervisors.items() if old.get(name) != address]
+        if old:
+            self._push(
+                [t for t in self.registry.open_topics() if parse_topic(t).exchange in renewed]
+            )
         early, self.early = self.early, []
         for request in early:
             self.receiveMessage(request, sender)
@@ -58,3 +73,12 @@ class MarketDataRouter(ActorTypeDispatcher):
                     supervisor,
                     StreamDemand(topic=topic, subscribers=self.registry.subscribers_of(topic)),
                 )
+
+    def receiveMsg_GetStatus(self, msg: GetStatus, sender: Any) -> None:
+        self.send(sender, RouterStatus(os.getpid(), self.registry.open_topics()))
+
+
+class RouterStatus:
+    def __init__(self, pid: int, open_topics: list[str]) -> None:
+        self.pid = pid
+        self.open_topics = open_topics

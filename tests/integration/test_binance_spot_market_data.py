@@ -128,3 +128,31 @@ def test_engine_actor_subscribes_by_message(sim: BinanceSpotSim, ex: exconn.Exco
     v = wait_for(lambda: (x := view(ex, engine, ETH)).trades >= 3 and x, "trades by message")
     assert len(v.trade_ids) == len(set(v.trade_ids))
     assert [int(t) for t in v.trade_ids] == sorted(int(t) for t in v.trade_ids)
+
+
+def test_killed_router_restarts_with_every_subscription(
+    sim: BinanceSpotSim, ex: exconn.Exconn
+) -> None:
+    from exconn.messages import GetStatus
+
+    sub = ex.create_actor(RecordingSubscriber)
+    ex.subscribe(sub, f"book.binance.spot.{BTC}")
+    wait_for(lambda: view(ex, sub, BTC).deltas > 0, "live book")
+    tree = ex.ask(GetStatus())
+    router = ex.system.ask(tree.router, GetStatus(), 10)
+    assert router.open_topics == [f"book.binance.spot.{BTC}"]
+    os.kill(router.pid, signal.SIGKILL)
+
+    def restarted():
+        t = ex.ask(GetStatus())
+        if t.restarts != 1 or t.router is None:
+            return None
+        r = ex.system.ask(t.router, GetStatus(), 10)
+        return r if r is not None and r.open_topics else None
+
+    renewed = wait_for(restarted, "a router restarted with the subscription replayed")
+    assert renewed.pid != router.pid
+    assert renewed.open_topics == [f"book.binance.spot.{BTC}"]
+    # The registry works again: the last subscriber leaving still closes the stream.
+    ex.unsubscribe(sub, f"book.binance.spot.{BTC}")
+    wait_for(lambda: "btcusdt@depth@100ms" not in sim.subscriptions(), "stream closed")

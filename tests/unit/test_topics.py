@@ -44,3 +44,15 @@ def test_drop_subscriber() -> None:
         "book.binance.spot.BTC/USDT",
         "trades.binance.spot.BTC/USDT",
     ]
+
+
+def test_subscriptions_replay_into_a_new_registry() -> None:
+    reg = SubscriptionRegistry()
+    reg.subscribe("a", ["book.binance.spot.BTC/USDT", "trades.*.*.*"])
+    reg.subscribe("b", ["book.binance.spot.BTC/USDT"])
+    copy = SubscriptionRegistry()
+    for sub, topics in reg.subscriptions():
+        copy.subscribe(sub, topics)
+    assert copy.open_topics() == reg.open_topics()
+    assert copy.subscriptions() == reg.subscriptions()
+    assert copy.subscribers_of("book.binance.spot.BTC/USDT") == ("a", "b")
