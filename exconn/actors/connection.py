@@ -22,6 +22,7 @@ from thespian.actors import (
 )
 
 from exconn import errors
+from exconn.actors.lifeline import tie_to_parent
 from exconn.actors.timers import Timers
 from exconn.book.sync import SyncResult
 from exconn.logs import configure
@@ -107,6 +108,7 @@ class MarketDataConnection(Actor):
 
     # -- set-up ---------------------------------------------------------------------------------
     def _on_init(self, msg: ConnectionInit, sender: Any) -> None:
+        tie_to_parent()
         configure(msg.log_level)
         self.init = msg
         self.log = logger.bind(exchange=msg.exchange, market=msg.market, connection=msg.name)

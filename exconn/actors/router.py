@@ -9,6 +9,7 @@ from typing import Any
 
 from thespian.actors import ActorTypeDispatcher
 
+from exconn.actors.lifeline import tie_to_parent
 from exconn.messages import (
     GetStatus,
     RouterInit,
@@ -28,11 +29,14 @@ class MarketDataRouter(ActorTypeDispatcher):
         self.early: list[Subscribe | Unsubscribe] = []  # arrived before RouterInit
 
     def receiveMsg_RouterInit(self, msg: RouterInit, sender: Any) -> None:
+        first = self.supervisors is None
+        if first:
+            tie_to_parent()
         old = self.supervisors or {}
         self.supervisors = dict(msg.supervisors)
-        # A restarted supervisor knows nothing: give it every open topic of its exchange.
-        renewed = [name for name, address in self.supervisors.items() if old.get(name) != address]
-        if old:
+        if not first:
+            # A restarted supervisor knows nothing: give it every open topic of its exchange.
+            renewed = {n for n, a in self.supervisors.items() if old.get(n) != a}
             self._push(
                 [t for t in self.registry.open_topics() if parse_topic(t).exchange in renewed]
             )

@@ -7,6 +7,7 @@ back. Subscribers of a dead connection's books get a ``BookReset`` at once.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExi
 
 from exconn import errors
 from exconn.actors.connection import MarketDataConnection
+from exconn.actors.lifeline import tie_to_parent
 from exconn.actors.timers import Timers
 from exconn.logs import configure
 from exconn.messages import (
@@ -44,7 +46,8 @@ HEALTHY_AFTER_SECONDS = 30.0
 class SupervisorStatus:
     """Reply to GetStatus: this exchange's connection actors (plain class: holds addresses)."""
 
-    def __init__(self, exchange: str, connections: list[Any], restarts: int) -> None:
+    def __init__(self, exchange: str, connections: list[Any], restarts: int, pid: int) -> None:
+        self.pid = pid
         self.exchange = exchange
         self.connections = connections
         self.restarts = restarts
@@ -74,6 +77,7 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         self.log = logger
 
     def receiveMsg_SupervisorInit(self, msg: SupervisorInit, sender: Any) -> None:
+        tie_to_parent()
         configure(msg.log_level)
         self.init = msg
         self.log = logger.bind(exchange=msg.exchange)
@@ -226,5 +230,6 @@ class ExchangeSupervisor(ActorTypeDispatcher):
                 exchange=self.init.exchange,
                 connections=[c.address for c in self.children.values() if c.address is not None],
                 restarts=self.restarts,
+                pid=os.getpid(),
             ),
         )

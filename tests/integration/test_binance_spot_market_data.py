@@ -156,3 +156,36 @@ def test_killed_router_restarts_with_every_subscription(
     # The registry works again: the last subscriber leaving still closes the stream.
     ex.unsubscribe(sub, f"book.binance.spot.{BTC}")
     wait_for(lambda: "btcusdt@depth@100ms" not in sim.subscriptions(), "stream closed")
+
+
+def test_killed_supervisor_takes_its_connection_with_it_and_comes_back(
+    sim: BinanceSpotSim, ex: exconn.Exconn
+) -> None:
+    from exconn.messages import GetStatus
+
+    sub = ex.create_actor(RecordingSubscriber)
+    ex.subscribe(sub, f"book.binance.spot.{BTC}")
+    wait_for(lambda: view(ex, sub, BTC).deltas > 0, "live book")
+    (old_conn,) = ex.status().connections
+    tree = ex.ask(GetStatus())
+    supervisor = ex.system.ask(tree.supervisors["binance"], GetStatus(), 10)
+    os.kill(supervisor.pid, signal.SIGKILL)
+    # The orphaned connection actor must not live on next to its replacement.
+    wait_for(lambda: not _alive(old_conn.pid), "the old connection actor to exit")
+    status = wait_for(
+        lambda: (s := ex.status()).connections and s.connections[0].pid != old_conn.pid and s,
+        "a new supervisor and connection",
+    )
+    assert len(status.connections) == 1
+    wait_for(lambda: view(ex, sub, BTC).snapshots >= 2, "a fresh snapshot")
+    sim.pause()
+    assert_same_book(ex, sub, sim, BTC, "BTCUSDT")
+    assert sim.connection_count() == 1
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
