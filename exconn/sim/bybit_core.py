@@ -1,0 +1,492 @@
+"""Venue state of the Bybit V5 simulator: markets, ledgers, feeds, connections, faults.
+
+Only touched from the server's event-loop thread (the facade marshals calls onto it), so
+no locks. Public data and private events come from the same engine batches: the engines'
+listeners run in order market mirror -> ledger -> this core, so when a user's fill is
+reported the ledger has already settled it.
+"""
+
+import asyncio
+import time
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from loguru import logger
+
+from exconn.sim.accounts import FeeRates, Instrument, Ledger
+from exconn.sim.auth import KeyRegistry
+from exconn.sim.bybit_account_view import position_json, usd_units_price, wallet_json
+from exconn.sim.bybit_book import SymbolFeed
+from exconn.sim.bybit_conn import BybitConnection
+from exconn.sim.bybit_orders import Execution, UserOrder, new_execution
+from exconn.sim.bybit_tape import INTERVAL_MS, Tape, TapeTrade
+from exconn.sim.bybit_wire import CATEGORIES, Wire, deterministic_uuid
+from exconn.sim.fault_registry import FaultKind, FaultRegistry
+from exconn.sim.limits import BybitLimiter
+from exconn.sim.market import Interval, Market, MarketSpec
+from exconn.sim.matching import Batch, OrderEvent, Reason, Side
+from exconn.sim.symbols import SimSymbol
+
+VENUE = "bybit"
+DEFAULT_LEVERAGE = 10
+SPOT_FEES = FeeRates(Decimal("0.001"), Decimal("0.001"))  # Bybit spot VIP 0
+LINEAR_FEES = FeeRates(Decimal("0.0002"), Decimal("0.00055"))  # Bybit derivatives VIP 0
+_encode = msgspec.json.Encoder().encode
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class BybitCore:
+    def __init__(
+        self,
+        symbols: dict[str, list[SimSymbol]],
+        seed: int,
+        levels: int,
+    ) -> None:
+        self.seed = seed
+        self.levels = levels
+        self.symbols = {cat: {s.symbol: s for s in symbols.get(cat, [])} for cat in CATEGORIES}
+        self.wires: dict[tuple[str, str], Wire] = {}
+        self.markets: dict[str, Market] = {}
+        self.feeds: dict[tuple[str, str], SymbolFeed] = {}
+        self.tapes: dict[tuple[str, str], Tape] = {}
+        self.ledgers: dict[str, Ledger] = {}
+        for index, cat in enumerate(CATEGORIES):
+            syms = list(self.symbols[cat].values())
+            specs = [
+                MarketSpec(s.symbol, s.mid_ticks, s.min_qty_steps, s.max_level_steps) for s in syms
+            ]
+            # A distinct seed per category, so spot and linear books differ but both repeat.
+            market = Market(specs, levels, seed * 10 + index)
+            self.markets[cat] = market
+            linear = cat == "linear"
+            self.ledgers[cat] = Ledger(
+                market.engines(),
+                [Instrument.from_symbol(s, linear) for s in syms],
+                DEFAULT_LEVERAGE,
+            )
+            for s in syms:
+                key = (cat, s.symbol)
+                self.wires[key] = Wire(cat, s)
+                self.feeds[key] = SymbolFeed(cat, s.symbol, seed, market.get(s.symbol).book)
+                self.tapes[key] = Tape(self.wires[key], s.mid_ticks)
+                market.get(s.symbol).engine.subscribe(self._listener(cat, s.symbol))
+        self.keys = KeyRegistry()
+        self.limiter = BybitLimiter()
+        self.faults = FaultRegistry()
+        self.stats: Counter[str] = Counter()
+        self.paused = False
+        self.connections: dict[int, BybitConnection] = {}
+        self._next_conn = 1
+        self.orders: dict[str, UserOrder] = {}  # by orderId
+        self._by_engine: dict[tuple[str, str, int], UserOrder] = {}
+        self._pending: UserOrder | None = None
+        self._ticker_sent: dict[tuple[int, str], dict[str, str]] = {}
+        self._pos_seq = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_realised: dict[tuple[str, str], int] = {}
+
+    # ------------------------------------------------------------------ clock
+    def now(self) -> int:
+        fault = self.faults.active(FaultKind.CLOCK_SKEW, wall_ms(), venue=VENUE)
+        return wall_ms() + (int(fault.params.get("skew_ms", 0)) if fault else 0)
+
+    # ----------------------------------------------------------------- market
+    def tick(self) -> None:
+        self.apply_connection_faults()
+        if not self.paused:
+            self.step(1)
+
+    def step(self, n: int) -> None:
+        for _ in range(n):
+            now = wall_ms()
+            for cat, market in self.markets.items():
+                for interval in market.step(now):
+                    self._publish(cat, interval)
+        self.apply_connection_faults()
+
+    def book(self, cat: str, symbol: str):  # -> Book
+        return self.markets[cat].get(symbol).book
+
+    def mid(self, cat: str, symbol: str) -> int:
+        book = self.book(cat, symbol)
+        if book.bids and book.asks:
+            return (book.best_bid() + book.best_ask()) // 2
+        return self.tapes[(cat, symbol)].last_price
+
+    def _publish(self, cat: str, interval: Interval) -> None:
+        symbol, now = interval.symbol, interval.time_ms
+        key = (cat, symbol)
+        tape, wire = self.tapes[key], self.wires[key]
+        seq = self.book(cat, symbol).update_id
+        if interval.trades:
+            data = []
+            for t in interval.trades:
+                taker_buy = not t.buyer_is_maker
+                direction = tape.tick_direction(t.price)
+                tape.add(
+                    TapeTrade(t.trade_id, t.time_ms, t.price, t.qty, taker_buy, seq, direction)
+                )
+                item: dict[str, Any] = {
+                    "T": t.time_ms,
+                    "s": symbol,
+                    "S": "Buy" if taker_buy else "Sell",
+                    "v": wire.qty(t.qty),
+                    "p": wire.price(t.price),
+                }
+                if cat == "linear":
+                    item["L"] = direction
+                item.update(
+                    {
+                        "i": self.trade_id(cat, symbol, t.trade_id),
+                        "BT": False,
+                        "RPI": False,
+                        "seq": seq,
+                    }
+                )
+                data.append(item)
+            self.stats["trades"] += len(data)
+            topic = f"publicTrade.{symbol}"
+            self.deliver(
+                cat,
+                topic,
+                {"topic": topic, "type": "snapshot", "ts": wall_ms(), "data": data},
+                symbol,
+            )
+        for depth, delta in self.feeds[key].advance(self.book(cat, symbol)).items():
+            self.stats["depth_events"] += 1
+            topic = f"orderbook.{depth}.{symbol}"
+            kind = "snapshot" if depth == 1 else "delta"
+            view = self.feeds[key].views[depth]
+            bids, asks = view.levels() if depth == 1 else (delta.bids, delta.asks)
+            msg = {
+                "topic": topic,
+                "type": kind,
+                "ts": wall_ms(),
+                "data": {
+                    "s": symbol,
+                    "b": wire.levels(bids),
+                    "a": wire.levels(asks),
+                    "u": delta.u,
+                    "seq": seq,
+                },
+                "cts": now,
+            }
+            self.deliver(cat, topic, msg, symbol, skippable=kind == "delta")
+        self._publish_tickers(cat, symbol)
+        self._publish_klines(cat, symbol)
+
+    def trade_id(self, cat: str, symbol: str, trade_id: int) -> str:
+        if cat == "spot":
+            return str(2_200_000_000_000_000_000 + trade_id)
+        return deterministic_uuid("trade", symbol, trade_id)
+
+    def ticker(self, cat: str, symbol: str) -> dict[str, Any]:
+        wire, book = self.wires[(cat, symbol)], self.book(cat, symbol)
+        now = wall_ms()
+        stats = self.tapes[(cat, symbol)].day_stats(now)
+        bid = max(book.bids) if book.bids else None
+        ask = min(book.asks) if book.asks else None
+        top = {
+            "bid1Price": wire.price(bid) if bid else "",
+            "bid1Size": wire.qty(book.bids[bid]) if bid else "",
+            "ask1Price": wire.price(ask) if ask else "",
+            "ask1Size": wire.qty(book.asks[ask]) if ask else "",
+        }
+        mark = wire.price(self.mid(cat, symbol))
+        if cat == "spot":
+            return {"symbol": symbol, **top, **stats, "usdIndexPrice": mark}
+        period = 8 * 3_600_000
+        return {
+            "symbol": symbol,
+            "tickDirection": "ZeroPlusTick",
+            **stats,
+            **top,
+            "prevPrice1h": stats["prevPrice24h"],
+            "markPrice": mark,
+            "indexPrice": mark,
+            "openInterest": "0",
+            "openInterestValue": "0",
+            "fundingRate": "0.0001",
+            "nextFundingTime": str((now // period + 1) * period),
+            "fundingIntervalHour": "8",
+            "fundingCap": "0.005",
+            "predictedDeliveryPrice": "",
+            "basisRate": "",
+            "basis": "",
+            "deliveryFeeRate": "",
+            "deliveryTime": "0",
+            "preOpenPrice": "",
+            "preQty": "",
+            "curPreListingPhase": "",
+            "basisRateYear": "",
+        }
+
+    def ticker_message(
+        self, cat: str, symbol: str, conn: BybitConnection | None
+    ) -> dict[str, Any] | None:
+        """Spot: a snapshot each time. Linear: snapshot first, then only changed fields."""
+        data = self.ticker(cat, symbol)
+        if cat == "linear":
+            tape = self.tapes[(cat, symbol)]
+            if tape.trades:
+                data["tickDirection"] = tape.trades[-1].direction
+        topic = f"tickers.{symbol}"
+        msg: dict[str, Any] = {
+            "topic": topic,
+            "type": "snapshot",
+            "data": data,
+            "cs": self.book(cat, symbol).update_id,
+            "ts": wall_ms(),
+        }
+        if cat == "linear" and conn is not None:
+            prev = self._ticker_sent.get((conn.id, symbol))
+            self._ticker_sent[(conn.id, symbol)] = dict(data)
+            if prev is not None:
+                changed = {k: v for k, v in data.items() if prev.get(k) != v}
+                if not changed:
+                    return None
+                msg["type"] = "delta"
+                msg["data"] = {"symbol": symbol, **changed}
+        return msg
+
+    def _publish_tickers(self, cat: str, symbol: str) -> None:
+        topic = f"tickers.{symbol}"
+        for conn in self._subscribers(cat, topic):
+            msg = self.ticker_message(cat, symbol, conn)
+            if msg is not None:
+                self._send_to(conn, msg, symbol)
+
+    def _publish_klines(self, cat: str, symbol: str) -> None:
+        tape, now = self.tapes[(cat, symbol)], wall_ms()
+        for interval in INTERVAL_MS:
+            topic = f"kline.{interval}.{symbol}"
+            conns = self._subscribers(cat, topic)
+            if not conns:
+                continue
+            candle = tape.current_candle(interval, now)
+            msg = {
+                "topic": topic,
+                "data": [tape.candle_json(candle, interval, False, now)],
+                "ts": now,
+                "type": "snapshot",
+            }
+            for conn in conns:
+                self._send_to(conn, msg, symbol)
+
+    # ------------------------------------------------------------ connections
+    def open_connection(self, conn: BybitConnection) -> None:
+        self.connections[conn.id] = conn
+        conn.start_writer()
+        self.stats["connections_opened"] += 1
+
+    def next_conn_id(self) -> int:
+        self._next_conn += 1
+        return self._next_conn - 1
+
+    async def close_connection(self, conn: BybitConnection) -> None:
+        if self.connections.pop(conn.id, None) is not None:
+            await conn.stop_writer()
+
+    def stalled(self, conn: BybitConnection) -> bool:
+        return (
+            self.faults.active(FaultKind.STALL, wall_ms(), venue=VENUE, connection=conn.id)
+            is not None
+        )
+
+    def _subscribers(self, channel: str, topic: str) -> list[BybitConnection]:
+        return [c for c in self.connections.values() if c.channel == channel and topic in c.topics]
+
+    def deliver(
+        self,
+        channel: str,
+        topic: str,
+        msg: dict[str, Any],
+        symbol: str | None,
+        skippable: bool = False,
+    ) -> None:
+        data: bytes | None = None
+        for conn in self._subscribers(channel, topic):
+            if skippable and self.faults.take(
+                FaultKind.SKIP_SEQUENCE, wall_ms(), venue=VENUE, connection=conn.id, symbol=symbol
+            ):
+                self.stats["depth_events_skipped"] += 1
+                continue
+            data = data or _encode(msg)
+            self._send_raw(conn, data, symbol)
+
+    def _send_to(self, conn: BybitConnection, msg: dict[str, Any], symbol: str | None) -> None:
+        self._send_raw(conn, _encode(msg), symbol)
+
+    def send_reply(self, conn: BybitConnection, msg: dict[str, Any]) -> None:
+        if not conn.send(_encode(msg)):
+            conn.abort()
+
+    def _send_raw(self, conn: BybitConnection, data: bytes, symbol: str | None) -> None:
+        if self.faults.take(
+            FaultKind.MALFORMED, wall_ms(), venue=VENUE, connection=conn.id, symbol=symbol
+        ):
+            conn.malformed_pending += 1
+        if not conn.send(data):
+            self.stats["slow_consumers_dropped"] += 1
+            conn.abort()
+
+    def apply_connection_faults(self) -> None:
+        now = wall_ms()
+        for conn in list(self.connections.values()):
+            if self.faults.take(FaultKind.DROP, now, venue=VENUE, connection=conn.id):
+                self.stats["connections_dropped"] += 1
+                conn.abort()
+            elif conn.channel == "private" and self.faults.take(
+                FaultKind.EXPIRE_SESSION, now, venue=VENUE, connection=conn.id
+            ):
+                self.stats["sessions_expired"] += 1
+                conn.authed_account = None
+                task = asyncio.get_running_loop().create_task(conn.close(1000, b"session expired"))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------- accounts
+    def add_account(
+        self,
+        account_id: str,
+        spot_balances: dict[str, Decimal],
+        linear_wallet: dict[str, Decimal],
+    ) -> None:
+        self.ledgers["spot"].open_account(account_id, balances=spot_balances, fees=SPOT_FEES)
+        self.ledgers["linear"].open_account(account_id, wallets=linear_wallet, fees=LINEAR_FEES)
+
+    def wallet(self, account_id: str, coins: list[str] | None) -> dict[str, Any]:
+        def last_units(coin: str) -> int | None:
+            for quote in ("USDT", "USDC"):
+                key = ("spot", coin + quote)
+                if key in self.tapes:
+                    return self.wires[key].price_units(self.tapes[key].last_price)
+            return None
+
+        return wallet_json(
+            self.ledgers["spot"],
+            self.ledgers["linear"],
+            account_id,
+            usd_units_price(last_units),
+            coins,
+        )
+
+    def position(self, account_id: str, symbol: str, ws: bool) -> dict[str, Any]:
+        wire = self.wires[("linear", symbol)]
+        self._pos_seq += 1
+        return position_json(
+            self.ledgers["linear"],
+            account_id,
+            wire,
+            self.mid("linear", symbol),
+            ws,
+            self._pos_seq,
+            wall_ms(),
+        )
+
+    # ------------------------------------------------------- private events
+    def register_pending(self, order: UserOrder | None) -> None:
+        """The order about to be submitted, so its first engine event finds its metadata."""
+        self._pending = order
+
+    def user_order(self, cat: str, symbol: str, engine_id: int) -> UserOrder | None:
+        return self._by_engine.get((cat, symbol, engine_id))
+
+    def _listener(self, cat: str, symbol: str):  # -> Callable[[Batch], None]
+        def on_batch(batch: Batch) -> None:
+            try:
+                self._on_batch(cat, symbol, batch)
+            except Exception:
+                logger.exception("sim bybit: private event failed")
+                raise
+
+        return on_batch
+
+    def _on_batch(self, cat: str, symbol: str, batch: Batch) -> None:
+        touched: dict[str, list[dict[str, Any]]] = {}
+        executions: dict[str, list[dict[str, Any]]] = {}
+        for event in batch.order_events:
+            order = self._order_for(cat, symbol, event)
+            if order is None:
+                continue
+            order.apply(event)
+            if event.fill is not None:
+                ex = self._execution(order, event)
+                order.executions.append(ex)
+                order.fee += ex.fee
+                order.fee_coin = ex.fee_coin
+                order.closed_pnl += ex.pnl
+                executions.setdefault(order.account, []).append(
+                    order.execution_json(ex, True, self.mid(cat, symbol))
+                )
+            # Each event's own state: New, then PartiallyFilled, then Filled, in one message.
+            touched.setdefault(order.account, []).append(order.json())
+        for account, orders in touched.items():
+            self._push_private(account, "order", cat, orders)
+            if account in executions:
+                self._push_private(account, "execution", cat, executions[account])
+            if cat == "linear":
+                self._push_private(account, "position", cat, [self.position(account, symbol, True)])
+            self._push_private(account, "wallet", None, [self.wallet(account, None)])
+
+    def _order_for(self, cat: str, symbol: str, event: OrderEvent) -> UserOrder | None:
+        key = (cat, symbol, event.order.order_id)
+        order = self._by_engine.get(key)
+        if order is not None:
+            return order
+        pending = self._pending
+        if (
+            pending is None
+            or pending.engine_id != event.order.order_id
+            or pending.wire.symbol != symbol
+            or pending.wire.category != cat
+        ):
+            return None
+        if event.order.status.value == "REJECTED" and event.reason is not Reason.WOULD_TAKE:
+            return None  # refused synchronously: the REST answer carries the error
+        self._by_engine[key] = pending
+        self.orders[pending.order_id] = pending
+        self._pending = None
+        return pending
+
+    def _execution(self, order: UserOrder, event: OrderEvent) -> Execution:
+        fill = event.fill
+        assert fill is not None
+        ledger = self.ledgers[order.wire.category]
+        fees = ledger.account(order.account).fees
+        rate = fees.maker if fill.is_maker else fees.taker
+        closed = pnl = 0
+        if order.wire.category == "linear":
+            # The ledger has settled this fill already: work back from the position after it.
+            key = (order.account, order.wire.symbol)
+            pos = ledger.account(order.account).position(order.wire.symbol)
+            pnl = pos.realised - self._last_realised.get(key, 0)
+            self._last_realised[key] = pos.realised
+            signed = fill.qty if order.side is Side.BUY else -fill.qty
+            before = pos.size - signed
+            if before and (before > 0) != (signed > 0):
+                closed = min(fill.qty, abs(before))
+        return new_execution(order, event, str(rate.normalize()), closed, pnl)
+
+    def _push_private(
+        self, account: str, topic: str, cat: str | None, data: list[dict[str, Any]]
+    ) -> None:
+        now = wall_ms()
+        for conn in list(self.connections.values()):
+            if conn.channel != "private" or conn.authed_account != account:
+                continue
+            for name in (topic, f"{topic}.{cat}" if cat else None):
+                if name is not None and name in conn.topics:
+                    msg = {
+                        "id": deterministic_uuid("push", conn.id, now, self.stats["pushes"]),
+                        "topic": name,
+                        "creationTime": now,
+                        "data": data,
+                    }
+                    self.stats["pushes"] += 1
+                    self._send_to(conn, msg, None)
