@@ -1,18 +1,29 @@
-"""aiohttp application speaking Binance spot REST (public market data) and market streams."""
+"""aiohttp application speaking Binance spot: REST, market streams and the WebSocket API."""
 
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 from aiohttp import WSMsgType, web
 from loguru import logger
 
+from exconn.sim.binance_spot_gate import request_fault, weight
+from exconn.sim.binance_spot_rest import (
+    CORE,
+    json_response,
+    public_routes,
+    rejection_response,
+    signed_routes,
+)
+from exconn.sim.binance_spot_wsapi import serve_wsapi
+from exconn.sim.control_http import add_control_routes
 from exconn.sim.core import SpotCore, wall_ms
 from exconn.sim.exchange_info import exchange_info
-from exconn.sim.weights import parse_depth_limit, request_weight
+from exconn.sim.weights import parse_depth_limit
 from exconn.sim.wire import encode
 
-CORE_KEY: web.AppKey[SpotCore] = web.AppKey("core", SpotCore)
+CORE_KEY = CORE
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -32,16 +43,41 @@ def _mandatory(name: str) -> web.Response:
     )
 
 
+# Frames that count against the 5-messages-per-second limit (binance.md §6).
+COUNTED_FRAMES = (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.PING, WSMsgType.PONG)
+SIGNED_ENDPOINTS = {f"{r.method} {r.path}" for r in signed_routes()}
+
+
 @web.middleware
-async def rest_accounting(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Counts REST requests and reports the minute's weight like Binance's header."""
+async def rest_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request faults first (nothing executes), then public weight; signed endpoints
+    charge their own weight once they know the account."""
     if not request.path.startswith("/api/"):
-        return await handler(request)
+        response = await handler(request)
+        if request.path == "/sim/faults" and request.method == "POST":
+            request.app[CORE_KEY].sweep_faults()  # socket faults act at once
+        return response
     core = request.app[CORE_KEY]
     core.stats["rest_requests"] += 1
+    endpoint = f"{request.method} {request.path}"
+    params = dict(request.query)
+    if request.can_read_body:
+        body = await request.read()
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        params = form | params  # the query string wins, as on Binance
+    refusal = request_fault(core, endpoint, params.get("symbol"))
+    ip = request.remote or ""
+    if refusal is not None:
+        headers = core.limiter.headers(ip, None, core.clock()) | refusal.headers
+        return json_response(refusal.body, refusal.status, headers)
+    if endpoint in SIGNED_ENDPOINTS:
+        return await handler(request)
+    headers, rejection = core.limiter.charge(ip, None, weight(endpoint, params), False,
+                                             core.clock())
+    if rejection is not None:
+        return rejection_response(rejection, headers)
     response = await handler(request)
-    weight = request_weight(request.path, request.query)
-    response.headers["X-MBX-USED-WEIGHT-1M"] = str(core.weights.charge(weight))
+    response.headers.update(headers)
     return response
 
 
@@ -50,7 +86,7 @@ async def ping(request: web.Request) -> web.Response:
 
 
 async def server_time(request: web.Request) -> web.Response:
-    return _json({"serverTime": wall_ms()})
+    return _json({"serverTime": request.app[CORE_KEY].clock()})
 
 
 def _symbol_list(raw: str) -> list[str] | None:
@@ -124,6 +160,8 @@ async def _serve_ws(
     logger.debug("sim: ws {} open combined={} streams={}", conn.id, is_combined, streams)
     try:
         async for msg in ws:  # ends when the client or drop_connections closes the socket
+            if msg.type in COUNTED_FRAMES and not core.incoming(conn):
+                break
             if msg.type is WSMsgType.TEXT:
                 core.handle_control(conn, msg.data)
             elif msg.type is WSMsgType.PING:
@@ -139,8 +177,9 @@ async def _serve_ws(
 
 
 def build_app(core: SpotCore) -> web.Application:
-    app = web.Application(middlewares=[rest_accounting])
+    app = web.Application(middlewares=[rest_gate])
     app[CORE_KEY] = core
+    add_control_routes(app, core.faults, wall_ms)
     routes: list[Any] = [
         web.get("/api/v3/ping", ping),
         web.get("/api/v3/time", server_time),
@@ -149,6 +188,9 @@ def build_app(core: SpotCore) -> web.Application:
         web.get("/ws", ws_raw),
         web.get("/ws/{streams:.+}", ws_raw),
         web.get("/stream", ws_combined),
+        web.get("/ws-api/v3", serve_wsapi),
+        *signed_routes(),
+        *public_routes(),
     ]
     app.add_routes(routes)
     return app

@@ -9,6 +9,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -33,7 +34,15 @@ class OutFlood:
     on_done: Callable[[bool], None]  # called with True when every chunk was written
 
 
-Outbound = OutText | OutPing | OutFlood | None  # None stops the writer
+@dataclass(frozen=True, slots=True)
+class OutClose:
+    """Close with a close frame after everything queued before it has been written."""
+
+    code: int
+    message: bytes = b""
+
+
+Outbound = OutText | OutPing | OutFlood | OutClose | None  # None stops the writer
 
 
 class Connection:
@@ -52,11 +61,20 @@ class Connection:
         self._max_queue = max_queue
         self._queue: asyncio.Queue[Outbound] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self.path = request.path
+        self.ip = request.remote or ""
+        self.opened_ms = 0
+        self.limits: Any = None  # WsConnectionLimits, set by the core
+        self.wsapi: Any = None  # WS API session state, set by the WS API handler
+        self.lifetime_handle: asyncio.TimerHandle | None = None
+        # Cleared while a STALL fault holds this socket: frames queue up, nothing is sent.
+        self.flowing = asyncio.Event()
+        self.flowing.set()
 
     def start_writer(self) -> None:
         self._writer = asyncio.get_running_loop().create_task(self._run_writer())
 
-    def send(self, item: OutText | OutPing | OutFlood) -> bool:
+    def send(self, item: OutText | OutPing | OutFlood | OutClose) -> bool:
         """Queue a frame; False means the client fell too far behind and should be dropped."""
         if self._queue.qsize() >= self._max_queue:
             return False
@@ -89,12 +107,16 @@ class Connection:
         # The loop ends on the None sentinel or when the socket goes away.
         with contextlib.suppress(ConnectionError, RuntimeError):
             while (item := await self._queue.get()) is not None:
+                await self.flowing.wait()
                 if isinstance(item, OutFlood):
                     await self._flood(item)
                 elif self.ws.closed:
                     return
                 elif isinstance(item, OutText):
                     await self._send_text(item)
+                elif isinstance(item, OutClose):
+                    await self.ws.close(code=item.code, message=item.message)
+                    return
                 else:
                     await self.ws.ping(item.payload)
                     self._stats["pings_sent"] += 1

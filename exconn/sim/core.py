@@ -17,14 +17,22 @@ from aiohttp import web
 from loguru import logger
 
 from exconn.sim import control
-from exconn.sim.connection import Connection, OutFlood, OutPing, OutText
+from exconn.sim.binance_spot_marketdata import INTERVALS, SymbolData
+from exconn.sim.binance_spot_trading import SpotTrading
+from exconn.sim.connection import Connection, OutClose, OutFlood, OutPing, OutText
+from exconn.sim.fault_registry import FaultKind, FaultRegistry
 from exconn.sim.flood_plan import FloodPlan
+from exconn.sim.limits import WS_CLOSE_POLICY_VIOLATION, BinanceLimiter, WsConnectionLimits
 from exconn.sim.market import Book, Interval, Market, MarketSpec
 from exconn.sim.symbols import SimSymbol
 from exconn.sim.weights import WeightCounter
 from exconn.sim.wire import SymbolWire, combined, encode
 
 MAX_QUEUED_FRAMES = 100_000  # per connection; beyond this the client is a lost cause
+VENUE = "binance_spot"  # how faults name this venue
+PARTIAL_DEPTHS = (5, 10, 20)
+KLINE_STREAM_MS = 2000  # kline pushes: every 2 s (1 s for the 1s interval), as documented
+TICKER_STREAM_MS = 1000
 BookView = tuple[int, list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]
 
 
@@ -52,6 +60,18 @@ class SpotCore:
         self.market = Market([market_spec(s) for s in symbols], levels, seed)
         self.stats: Counter[str] = Counter()
         self.weights = WeightCounter(wall_ms)
+        self.limiter = BinanceLimiter()
+        self.faults = FaultRegistry()
+        self.ws_messages_per_s = 5
+        self.ws_lifetime_ms = 24 * 3_600_000
+        self.interval_ms = 100
+        self.ticks = 0
+        self.trading = SpotTrading(self.symbols, self.market, seed, self.clock)
+        self.trading.sink = self._user_event
+        self.data = {
+            s.symbol: SymbolData(s, self.market.get(s.symbol).engine, self._emit, self._wanted)
+            for s in symbols
+        }
         self.paused = False
         self.connections: dict[int, Connection] = {}
         self._next_conn_id = 1
@@ -76,32 +96,95 @@ class SpotCore:
         if self.frozen:
             raise RuntimeError("the market is frozen while a flood is prepared or running")
         for _ in range(n):
+            self.ticks += 1
             for interval in self.market.step(wall_ms()):
                 self._publish(interval)
+
+    def clock(self) -> int:
+        """The venue's clock: wall time plus any CLOCK_SKEW fault."""
+        now = wall_ms()
+        fault = self.faults.active(FaultKind.CLOCK_SKEW, now, venue=VENUE)
+        return now + int(fault.params.get("skew_ms", 0)) if fault else now
+
+    def _every(self, period_ms: int) -> bool:
+        """True on the ticks that fall on a `period_ms` grid (counted in steps, so a paused
+        simulator driven by step() repeats exactly)."""
+        return (self.ticks - 1) % max(1, period_ms // self.interval_ms) == 0
 
     def _publish(self, interval: Interval) -> None:
         wire = self.wires[interval.symbol]
         prefix = interval.symbol.lower()
-        for trade in interval.trades:
-            self.stats["trades"] += 1
-            self._deliver(f"{prefix}@trade", wire.trade(trade))
+        self._publish_periodic(interval.symbol, prefix, interval.time_ms)
         if interval.diff.last_id < interval.diff.first_id:
             return  # no update id consumed this interval: Binance sends no event either
         self.stats["depth_events"] += 1
-        if interval.symbol in self._skip_next:
+        if interval.symbol in self._skip_next or self.faults.take(
+            FaultKind.SKIP_SEQUENCE, wall_ms(), venue=VENUE, symbol=interval.symbol
+        ):
             self._skip_next.discard(interval.symbol)
             self.stats["depth_events_skipped"] += 1
             return
         payload = wire.depth_update(interval.diff, interval.time_ms)
-        self._deliver(f"{prefix}@depth@100ms", payload)
-        # v0 serves "<s>@depth" on the same cadence as "@100ms" (real: 1000 ms).
-        self._deliver(f"{prefix}@depth", payload)
+        self._deliver(f"{prefix}@depth@100ms", payload, interval.symbol)
+        # "<s>@depth" has the same cadence as "@100ms" (real: 1000 ms), kept from v0 so a
+        # client's sync logic sees every id on either name.
+        self._deliver(f"{prefix}@depth", payload, interval.symbol)
 
-    def _deliver(self, stream: str, payload: bytes) -> None:
+    def _publish_periodic(self, symbol: str, prefix: str, time_ms: int) -> None:
+        data = self.data[symbol]
+        for n in PARTIAL_DEPTHS:
+            fast, slow = f"{prefix}@depth{n}@100ms", f"{prefix}@depth{n}"
+            if self._wanted(fast) or (self._every(1000) and self._wanted(slow)):
+                payload = data.partial_depth(n)
+                self._deliver(fast, payload)
+                if self._every(1000):
+                    self._deliver(slow, payload)
+        if self._every(TICKER_STREAM_MS):
+            for name, mini in (("ticker", False), ("miniTicker", True)):
+                if self._wanted(f"{prefix}@{name}"):
+                    self._deliver(f"{prefix}@{name}", encode(data.ticker_event(time_ms, mini)))
+        for conn_stream in self._kline_streams(prefix):
+            interval = conn_stream.partition("@kline_")[2]
+            period = 1000 if interval == "1s" else KLINE_STREAM_MS
+            if self._every(period):
+                self._deliver(conn_stream, encode(data.kline_event(interval, time_ms)))
+
+    def _kline_streams(self, prefix: str) -> set[str]:
+        wanted: set[str] = set()
+        head = f"{prefix}@kline_"
+        for conn in self.connections.values():
+            wanted.update(s for s in conn.streams if s.startswith(head))
+        return {s for s in wanted if s[len(head):] in INTERVALS}
+
+    def _wanted(self, stream: str) -> bool:
+        return any(stream in conn.streams for conn in self.connections.values())
+
+    def _emit(self, stream: str, payload: bytes) -> None:
+        if stream.endswith("@trade"):
+            self.stats["trades"] += 1
+        self._deliver(stream, payload)
+
+    def _user_event(self, account: str, event: dict[str, Any]) -> None:
+        """Wrap a user-data event for every WS API subscription of `account`."""
+        for conn in list(self.connections.values()):
+            session = conn.wsapi
+            if session is None:
+                continue
+            for sub_id in session.subscriptions_of(account):
+                frame = encode({"subscriptionId": sub_id, "event": event})
+                if not conn.send(OutText(frame)):
+                    self._drop_slow(conn)
+
+    def _deliver(self, stream: str, payload: bytes, symbol: str | None = None) -> None:
         wrapped: bytes | None = None
         for conn in list(self.connections.values()):
             if stream not in conn.streams:
                 continue
+            if symbol is not None and self.faults.take(
+                FaultKind.SKIP_SEQUENCE, wall_ms(), venue=VENUE, symbol=symbol,
+                connection=conn.id,
+            ):
+                continue  # a fault aimed at this connection only (untargeted ones fired above)
             if conn.combined:
                 wrapped = wrapped or combined(stream, payload)
                 data = wrapped
@@ -129,16 +212,42 @@ class SpotCore:
             self._next_conn_id, ws, request, is_combined, streams, self.stats, MAX_QUEUED_FRAMES
         )
         self._next_conn_id += 1
+        conn.opened_ms = wall_ms()
+        conn.limits = WsConnectionLimits(
+            conn.opened_ms, max_per_second=self.ws_messages_per_s,
+            max_lifetime_ms=self.ws_lifetime_ms,
+        )
         self.connections[conn.id] = conn
         conn.start_writer()
+        # The 24 h cap (compressible for tests): closed like a server-side disconnect.
+        conn.lifetime_handle = asyncio.get_running_loop().call_later(
+            self.ws_lifetime_ms / 1000, self._expire_connection, conn
+        )
         self.stats["connections_opened"] += 1
         self._on_connections(len(self.connections))
         self._maybe_start_flood(conn, streams)
         return conn
 
+    def _expire_connection(self, conn: Connection) -> None:
+        if conn.id in self.connections:
+            self.stats["connections_expired"] += 1
+            conn.send(OutClose(1001, b"connection lifetime exceeded"))
+
+    def incoming(self, conn: Connection) -> bool:
+        """Count one client frame; False: over the per-connection rate, closed with 1008."""
+        limits = conn.limits
+        assert isinstance(limits, WsConnectionLimits)
+        if limits.incoming(wall_ms()):
+            return True
+        self.stats["ws_rate_closes"] += 1
+        conn.send(OutClose(WS_CLOSE_POLICY_VIOLATION, b"Too many messages"))
+        return False
+
     async def close_connection(self, conn: Connection) -> None:
         if self.connections.pop(conn.id, None) is None:
             return
+        if conn.lifetime_handle is not None:
+            conn.lifetime_handle.cancel()
         self._on_connections(len(self.connections))
         await conn.stop_writer()
 
@@ -215,6 +324,39 @@ class SpotCore:
     def skip_sequence(self, symbol: str) -> None:
         self._require(symbol)
         self._skip_next.add(symbol)
+
+    def sweep_faults(self) -> None:
+        """Apply socket faults to the connections they cover (run on a short timer and
+        whenever a fault is added, so they act even while the market is quiet)."""
+        now = wall_ms()
+        for conn in list(self.connections.values()):
+            self._sweep_connection(conn, now)
+
+    def _sweep_connection(self, conn: Connection, now: int) -> None:
+        def take(kind: FaultKind) -> Any:
+            return self.faults.take(kind, now, venue=VENUE, connection=conn.id)
+
+        stalled = self.faults.active(FaultKind.STALL, now, venue=VENUE, connection=conn.id)
+        if stalled and conn.flowing.is_set():
+            self.stats["stalls"] += 1
+            conn.flowing.clear()
+        elif not stalled and not conn.flowing.is_set():
+            conn.flowing.set()
+        if take(FaultKind.MALFORMED):
+            conn.malformed_pending += 1
+        if conn.wsapi is not None and take(FaultKind.EXPIRE_SESSION):
+            for frame in conn.wsapi.expire(self.clock()):
+                conn.send(OutText(frame))
+        if take(FaultKind.SERVER_SHUTDOWN):
+            event = encode({"e": "serverShutdown", "E": self.clock()})
+            conn.send(OutText(combined("!serverShutdown", event) if conn.combined else event))
+            conn.send(OutClose(1001, b"server shutdown"))
+        if take(FaultKind.CLOSE_1008):
+            conn.flowing.set()
+            conn.send(OutClose(WS_CLOSE_POLICY_VIOLATION, b"Policy violation"))
+        if take(FaultKind.DROP):
+            self.stats["connections_dropped"] += 1
+            conn.abort()
 
     def drop_connections(self) -> int:
         conns = list(self.connections.values())

@@ -13,11 +13,9 @@ RATE_LIMITS: list[dict[str, Any]] = [
     {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 300000},
 ]
 
-_ORDER_TYPES = [
-    "LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT",
-    "TAKE_PROFIT_LIMIT",
-]
-_STP_MODES = ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT"]
+# Only what the simulator executes, so a client reading exchangeInfo learns its limits.
+_ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET"]
+_STP_MODES = ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"]
 
 
 def _s(value: Decimal) -> str:
@@ -36,14 +34,14 @@ def symbol_info(sym: SimSymbol) -> dict[str, Any]:
         "baseCommissionPrecision": 8,
         "quoteCommissionPrecision": 8,
         "orderTypes": list(_ORDER_TYPES),
-        "icebergAllowed": True,
-        "ocoAllowed": True,
-        "otoAllowed": True,
+        "icebergAllowed": False,
+        "ocoAllowed": False,
+        "otoAllowed": False,
         "quoteOrderQtyMarketAllowed": True,
-        "allowTrailingStop": True,
+        "allowTrailingStop": False,
         "cancelReplaceAllowed": True,
         "amendAllowed": True,
-        "pegInstructionsAllowed": True,
+        "pegInstructionsAllowed": False,
         "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,
         "filters": [

@@ -4,14 +4,18 @@ import asyncio
 import contextlib
 import ipaddress
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from decimal import ROUND_DOWN, Decimal
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from loguru import logger
 
+from exconn.sim.auth import DEFAULT_PERMISSIONS
 from exconn.sim.binance_spot import build_app
-from exconn.sim.core import BookView, SpotCore, wall_ms
+from exconn.sim.binance_spot_keys import ApiKeys
+from exconn.sim.core import VENUE, BookView, SpotCore, wall_ms
+from exconn.sim.fault_registry import FaultKind
 from exconn.sim.flood_plan import build_flood
 from exconn.sim.server import HttpServer, LoopThread
 from exconn.sim.symbols import DEFAULT_SYMBOLS, SimSymbol
@@ -19,6 +23,19 @@ from exconn.sim.wire import SymbolWire
 
 T = TypeVar("T")
 _CALL_TIMEOUT_S = 30.0  # generous: a call waits behind at most one market step or flood chunk
+_FAULT_SWEEP_S = 0.02  # how often socket faults (stall end, drop, ...) are looked at
+DEFAULT_QUOTE_BALANCE = Decimal(1_000_000)
+DEFAULT_BASE_VALUE = Decimal(500_000)  # each base asset is funded with about this much quote
+
+
+def default_balances(symbols: list[SimSymbol]) -> dict[str, Decimal]:
+    out: dict[str, Decimal] = {}
+    for sym in symbols:
+        out[sym.quote] = DEFAULT_QUOTE_BALANCE
+        out.setdefault(
+            sym.base, (DEFAULT_BASE_VALUE / sym.mid).quantize(sym.step_size, ROUND_DOWN)
+        )
+    return out
 
 
 def _is_ipv4_loopback(host: str) -> bool:
@@ -30,7 +47,11 @@ def _is_ipv4_loopback(host: str) -> bool:
 
 
 class BinanceSpotSim:
-    """Binance spot market-data venue on 127.0.0.1 (REST + market streams).
+    """Binance spot venue on 127.0.0.1: REST, market streams and the WebSocket API.
+
+    `accounts` test accounts are created funded (`default_balances`); their keys are in
+    `sim.accounts`. `ws_messages_per_s` and `max_connection_age_s` are Binance's 5 and 24 h
+    unless a test compresses them.
 
     All methods may be called from any thread except the simulator's own; state changes
     run on the server loop so they are atomic with respect to clients.
@@ -45,6 +66,9 @@ class BinanceSpotSim:
         depth_interval_ms: int = 100,
         levels: int = 50,
         ping_interval_s: float = 20.0,
+        accounts: int = 2,
+        ws_messages_per_s: int = 5,
+        max_connection_age_s: float = 24 * 3600.0,
     ) -> None:
         if not _is_ipv4_loopback(host):
             raise ValueError(f"the simulator binds only IPv4 loopback addresses, not {host!r}")
@@ -59,6 +83,11 @@ class BinanceSpotSim:
         self._core = SpotCore(
             list(symbols or DEFAULT_SYMBOLS), seed, levels, self._connections_changed
         )
+        self._core.interval_ms = depth_interval_ms
+        self._core.ws_messages_per_s = ws_messages_per_s
+        self._core.ws_lifetime_ms = int(max_connection_age_s * 1000)
+        for _ in range(accounts):
+            self._core.trading.add_account(default_balances(self.symbols))
         self._loop = LoopThread(f"binance-spot-sim:{port}")
         self._server: HttpServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -87,6 +116,7 @@ class BinanceSpotSim:
         self._tasks = [
             loop.create_task(self._every(self._depth_interval_s, self._core.tick)),
             loop.create_task(self._every(self._ping_interval_s, self._core.ping_all)),
+            loop.create_task(self._every(_FAULT_SWEEP_S, self._core.sweep_faults)),
         ]
 
     @staticmethod
@@ -224,6 +254,79 @@ class BinanceSpotSim:
 
     def drop_connections(self) -> None:
         self._call(self._core.drop_connections)
+
+    # ------------------------------------------------------- accounts and keys
+    @property
+    def accounts(self) -> list[ApiKeys]:
+        return self._call(lambda: list(self._core.trading.accounts))
+
+    def api_keys(self, index: int = 0) -> ApiKeys:
+        return self.accounts[index]
+
+    def add_account(
+        self, balances: Mapping[str, Decimal | str | int] | None = None,
+        permissions: frozenset[str] = DEFAULT_PERMISSIONS,
+    ) -> ApiKeys:
+        """A new account (default: funded like the start-up ones) and its three keys."""
+        amounts = (
+            default_balances(self.symbols) if balances is None
+            else {a: Decimal(str(v)) for a, v in balances.items()}
+        )
+        return self._call(lambda: self._core.trading.add_account(amounts, permissions))
+
+    def balances(self, account: str | ApiKeys) -> dict[str, tuple[Decimal, Decimal]]:
+        """asset -> (free, locked)."""
+        name = account.account if isinstance(account, ApiKeys) else account
+        return self._call(lambda: self._core.trading.balances(name))
+
+    def deposit(self, account: str | ApiKeys, asset: str, amount: Decimal | str) -> None:
+        """Move funds in (or out, negative): sends balanceUpdate + outboundAccountPosition."""
+        name = account.account if isinstance(account, ApiKeys) else account
+        self._call(lambda: self._core.trading.deposit(name, asset, Decimal(str(amount))))
+
+    # ----------------------------------------------------------- fault registry
+    def add_fault(
+        self, kind: FaultKind | str, *, connection: int | None = None,
+        symbol: str | None = None, endpoint: str | None = None, count: int | None = 1,
+        duration_ms: int | None = None, **params: Any,
+    ) -> int:
+        """Register a fault (see docs/simulator.md); socket faults act at once."""
+        core = self._core
+
+        def add() -> int:
+            fid = core.faults.add(
+                kind, venue=VENUE, connection=connection, symbol=symbol, endpoint=endpoint,
+                count=count, duration_ms=duration_ms, now_ms=wall_ms(), **params,
+            )
+            core.sweep_faults()
+            return fid
+
+        return self._call(add)
+
+    def remove_fault(self, fault_id: int) -> bool:
+        def remove() -> bool:
+            removed = self._core.faults.remove(fault_id)
+            self._core.sweep_faults()
+            return removed
+
+        return self._call(remove)
+
+    def clear_faults(self) -> None:
+        def clear() -> None:
+            self._core.faults.clear()
+            self._core.sweep_faults()
+
+        self._call(clear)
+
+    def faults(self) -> list[dict[str, Any]]:
+        return self._call(lambda: self._core.faults.list(wall_ms()))
+
+    def connections(self) -> list[dict[str, Any]]:
+        """Open WebSockets: id (for connection-targeted faults), path, streams."""
+        return self._call(lambda: [
+            {"id": c.id, "path": c.path, "streams": list(c.streams), "ws_api": c.wsapi is not None}
+            for c in self._core.connections.values()
+        ])
 
     # ------------------------------------------------------------------ flood
     def prepare_flood(self, symbol: str, n_updates: int, levels_per_update: int = 3) -> None:

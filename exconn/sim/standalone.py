@@ -18,7 +18,7 @@ def _flood_arg(value: str) -> tuple[str, int]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m exconn.sim", description="Binance spot market-data simulator"
+        prog="python -m exconn.sim", description="Binance spot exchange simulator"
     )
     parser.add_argument("--port", type=int, default=0, help="TCP port (default: ephemeral)")
     parser.add_argument("--seed", type=int, default=1, help="market random seed")
@@ -34,10 +34,14 @@ def _banner(sim: BinanceSpotSim, flood: tuple[str, int] | None) -> str:
         ("REST", f"{sim.rest_url}/api/v3/..."),
         ("WS raw", f"{sim.ws_url}/ws/<stream>  (or /ws, then SUBSCRIBE)"),
         ("WS combined", f"{sim.ws_url}/stream?streams=<s1>/<s2>"),
+        ("WS API", f"{sim.ws_url}/ws-api/v3"),
         ("symbols", ", ".join(s.symbol for s in sim.symbols)),
     ]
     if flood is not None:
         rows.append(("flood", f"{flood[0]}: {flood[1]} updates for the first depth subscriber"))
+    for keys in sim.accounts:
+        rows.append((keys.account, f"HMAC key {keys.hmac_key} secret {keys.hmac_secret}"))
+        rows.append(("", f"Ed25519 key {keys.ed25519_key} / RSA key {keys.rsa_key}"))
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)
 
