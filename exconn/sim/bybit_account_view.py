@@ -6,11 +6,13 @@ category), and wallet-balance reports their sum per coin; USD values price stabl
 and other coins at their spot last price (0 when there is no spot market for them).
 """
 
+import hashlib
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
 from exconn.sim.accounts import Ledger
+from exconn.sim.auth import ApiKey, Permission
 from exconn.sim.bybit_wire import Wire, plain
 from exconn.sim.fixed import SCALE
 from exconn.sim.matching import PositionSide
@@ -170,3 +172,77 @@ def usd_units_price(last_units: Callable[[str], int | None]) -> Callable[[str], 
         return Fraction(units, SCALE) if units else Fraction(0)
 
     return price
+
+
+# Chosen fixed dates: the docs describe these fields but nothing in the sim ages a key.
+KEY_CREATED_AT = "2024-01-01T00:00:00Z"
+KEY_EXPIRED_AT = "2099-01-01T00:00:00Z"
+
+
+def user_id(account_id: str) -> int:
+    """A stable numeric UID per account (Bybit UIDs are integers; chosen derivation)."""
+    digest = hashlib.sha256(account_id.encode()).digest()
+    return 10_000_000 + int.from_bytes(digest[:4], "big") % 90_000_000
+
+
+def api_key_json(key: ApiKey) -> dict[str, Any]:
+    """GET /v5/user/query-api (docs v5/user/apikey-info): the calling key's own record.
+
+    Permission groups are mapped from the sim's coarse permissions; the account is always a
+    unified trading account (`uta` 1), the only kind the sim models. ccxt reads `uta` and
+    `unified` here to choose between UTA and classic endpoints."""
+    perms = key.permissions
+    futures, spot = Permission.FUTURES_TRADE in perms, Permission.SPOT_TRADE in perms
+    return {
+        "id": str(user_id(key.api_key)),
+        "note": "exconn-sim",
+        "apiKey": key.api_key,
+        "readOnly": 0 if futures or spot else 1,
+        "secret": "",
+        "permissions": {
+            "ContractTrade": ["Order", "Position"] if futures else [],
+            "Spot": ["SpotTrade"] if spot else [],
+            "Wallet": ["AccountTransfer", "Withdraw"] if Permission.WITHDRAW in perms else [],
+            "Options": [],
+            "Derivatives": ["DerivativesTrade"] if futures else [],
+            "CopyTrading": [],
+            "BlockTrade": [],
+            "Exchange": [],
+            "NFT": [],
+            "Affiliate": [],
+            "Earn": [],
+        },
+        "ips": sorted(key.ips) if key.ips is not None else ["*"],
+        "type": 1,
+        "deadlineDay": -1 if key.ips is not None else 90,  # IP-bound keys do not expire
+        "expiredAt": KEY_EXPIRED_AT,
+        "createdAt": KEY_CREATED_AT,
+        "unified": 0,  # deprecated UMA flag (0 for a UTA)
+        "uta": 1,
+        "userID": user_id(key.account),
+        "inviterID": 0,
+        "vipLevel": "No VIP",
+        "mktMakerLevel": "0",
+        "affiliateID": 0,
+        "rsaPublicKey": "",
+        "isMaster": True,
+        "parentUid": "0",
+        "kycLevel": "LEVEL_DEFAULT",
+        "kycRegion": "",
+    }
+
+
+def account_info_json() -> dict[str, Any]:
+    """GET /v5/account/info (docs v5/account/account-info), as the sim's accounts are:
+    UTA 2.0 (`unifiedMarginStatus` 5), cross margin ("REGULAR_MARGIN"), no DCP, no SMP
+    group, no spot hedging."""
+    return {
+        "marginMode": "REGULAR_MARGIN",
+        "updatedTime": "0",
+        "unifiedMarginStatus": 5,
+        "dcpStatus": "OFF",
+        "timeWindow": 10,
+        "smpGroup": 0,
+        "isMasterTrader": False,
+        "spotHedgingStatus": "OFF",
+    }

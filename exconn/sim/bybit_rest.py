@@ -16,7 +16,7 @@ from aiohttp import web
 
 from exconn.sim import bybit_trading as T
 from exconn.sim import errors as E
-from exconn.sim.auth import Permission, verify_bybit_rest
+from exconn.sim.auth import ApiKey, Permission, verify_bybit_rest
 from exconn.sim.bybit_book import REST_DEPTH
 from exconn.sim.bybit_core import VENUE, BybitCore, wall_ms
 from exconn.sim.bybit_tape import INTERVAL_MS
@@ -26,6 +26,8 @@ from exconn.sim.limits import Rejection
 
 CORE_KEY: web.AppKey[BybitCore] = web.AppKey("bybit_core", BybitCore)
 Op = Callable[[BybitCore, str, dict[str, Any]], T.Answer]
+# An operation about the calling key itself (GET /v5/user/query-api) rather than its account.
+KeyOp = Callable[[BybitCore, ApiKey, dict[str, Any]], T.Answer]
 _encode = msgspec.json.Encoder().encode
 TIMEOUT_DELAY_S = 30.0  # a "timeout after accept" answers this late: past any client timeout
 
@@ -99,11 +101,17 @@ def _instruments(core: BybitCore, q: Any) -> T.Answer:
     cat = _category(q)
     if cat is None:
         return 10001, "Illegal category", {}
-    symbol = q.get("symbol")
+    symbol, base = q.get("symbol"), q.get("baseCoin")
+    # Every simulated instrument is "Trading"; the real venue filters on `status` (default
+    # Trading only), so a query for PreLaunch/Delivering/Closed is answered with an empty
+    # list (ccxt asks for PreLaunch linear markets on every load_markets).
+    status = q.get("status") or "Trading"
     items = [
         {"symbolId": i + 1, **core.wires[(cat, s)].instrument()}
         for i, s in enumerate(core.symbols[cat])
-        if not symbol or s == symbol
+        if (not symbol or s == symbol)
+        and (not base or core.wires[(cat, s)].sym.base == base)
+        and status == "Trading"
     ]
     result: dict[str, Any] = {"category": cat, "list": items}
     if cat == "linear":
@@ -223,13 +231,15 @@ def _tickers(core: BybitCore, q: Any) -> T.Answer:
 
 
 # ------------------------------------------------------------------ private
-def _permission(path: str, params: dict[str, Any], method: str) -> str:
+def _permission(path: str, params: dict[str, Any], method: str) -> str | None:
+    if path == "/v5/user/query-api":
+        return None  # "Any permission can access this endpoint" (apikey-info)
     if method == "GET":
         return Permission.READ
     return Permission.SPOT_TRADE if params.get("category") == "spot" else Permission.FUTURES_TRADE
 
 
-async def _private(request: web.Request, op: Op) -> web.Response:
+async def _private(request: web.Request, op: KeyOp) -> web.Response:
     core = request.app[CORE_KEY]
     core.stats["rest_requests"] += 1
     raw_path = request.raw_path
@@ -277,7 +287,7 @@ async def _private(request: web.Request, op: Op) -> web.Response:
     if charge.rejection is not None:
         return _limited(charge.rejection, charge.headers)
     headers = charge.headers
-    code, msg, result = op(core, auth.key.account, params)
+    code, msg, result = op(core, auth.key, params)
     response = envelope(core, code, msg, result, headers=headers)
     ep = {"venue": VENUE, "endpoint": _endpoint(request), "symbol": symbol}
     fault = core.faults.take(FaultKind.ERROR_AFTER_ACCEPT, wall_ms(), **ep)
@@ -306,6 +316,12 @@ def build_rest_routes() -> list[web.RouteDef]:
         return handler
 
     def private(op: Op) -> Any:
+        def on_account(core: BybitCore, key: ApiKey, params: dict[str, Any]) -> T.Answer:
+            return op(core, key.account, params)
+
+        return about_key(on_account)
+
+    def about_key(op: KeyOp) -> Any:
         async def handler(request: web.Request) -> web.Response:
             return await _private(request, op)
 
@@ -319,6 +335,8 @@ def build_rest_routes() -> list[web.RouteDef]:
         web.get("/v5/market/kline", public(_kline)),
         web.get("/v5/market/tickers", public(_tickers)),
         web.get("/v5/account/wallet-balance", private(T.wallet_balance)),
+        web.get("/v5/account/info", private(T.account_info)),
+        web.get("/v5/user/query-api", about_key(T.query_api)),
         web.post("/v5/order/create", private(T.create_order)),
         web.post("/v5/order/amend", private(T.amend_order)),
         web.post("/v5/order/cancel", private(T.cancel_order)),

@@ -9,6 +9,8 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from exconn.sim.auth import ApiKey
+from exconn.sim.bybit_account_view import account_info_json, api_key_json
 from exconn.sim.bybit_core import BybitCore
 from exconn.sim.bybit_orders import UserOrder
 from exconn.sim.bybit_wire import MAX_LEVERAGE, Wire, dec_units
@@ -454,3 +456,11 @@ def wallet_balance(core: BybitCore, account: str, params: dict[str, Any]) -> Ans
         return _param("accountType only support UNIFIED.")  # chosen text
     coins = [c for c in _s(params, "coin").split(",") if c] or None
     return 0, OK, {"list": [core.wallet(account, coins)]}
+
+
+def account_info(core: BybitCore, account: str, params: dict[str, Any]) -> Answer:
+    return 0, OK, account_info_json()
+
+
+def query_api(core: BybitCore, key: ApiKey, params: dict[str, Any]) -> Answer:
+    return 0, OK, api_key_json(key)

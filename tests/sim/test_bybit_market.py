@@ -116,3 +116,20 @@ def test_same_seed_same_market() -> None:
         sim.step(25)
         books.append((sim.book("spot", "ETHUSDT"), sim.book("linear", "ETHUSDT")))
     assert books[0] == books[1]
+
+
+def test_instruments_filter_on_status_and_base_coin(bybit: BybitSim) -> None:
+    url = f"{bybit.rest_url}/v5/market/instruments-info"
+
+    def symbols(**params: str) -> list[str]:
+        body = httpx.get(url, params=params).json()
+        assert body["retCode"] == 0, body
+        return [i["symbol"] for i in body["result"]["list"]]
+
+    everything = symbols(category="linear")
+    assert "BTCUSDT" in everything
+    # Every simulated instrument trades: the default and status=Trading list them all, other
+    # statuses nothing (a client merging PreLaunch markets must not get duplicates).
+    assert symbols(category="linear", status="Trading") == everything
+    assert symbols(category="linear", status="PreLaunch") == []
+    assert symbols(category="spot", baseCoin="BTC") == ["BTCUSDT"]

@@ -247,3 +247,21 @@ def test_auth_errors(bybit: BybitSim) -> None:
     )
     r = Rest(bybit).get("/v5/order/realtime", category="spot")
     assert r.headers["X-Bapi-Limit"] == "50" and "X-Bapi-Limit-Reset-Timestamp" in r.headers
+
+
+def test_key_info_and_account_info(bybit: BybitSim) -> None:
+    rest = Rest(bybit)
+    info = rest.ok("GET", "/v5/user/query-api")
+    assert info["apiKey"] == rest.key and info["secret"] == "" and info["uta"] == 1
+    assert info["readOnly"] == 0
+    assert info["permissions"]["Spot"] == ["SpotTrade"]
+    assert info["permissions"]["ContractTrade"] == ["Order", "Position"]
+    assert isinstance(info["userID"], int)
+    account = rest.ok("GET", "/v5/account/info")
+    assert account["unifiedMarginStatus"] == 5 and account["marginMode"] == "REGULAR_MARGIN"
+    # "Any permission can access this endpoint": a read-only key sees its own record.
+    key, secret = bybit.add_account("reader", permissions=["READ"])
+    reader = Rest(bybit, key, secret)
+    mine = reader.ok("GET", "/v5/user/query-api")
+    assert mine["apiKey"] == key and mine["readOnly"] == 1
+    assert mine["permissions"]["Spot"] == [] and mine["userID"] != info["userID"]
