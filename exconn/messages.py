@@ -107,7 +107,110 @@ class Trade(msgspec.Struct, frozen=True, tag=True):
     ts: datetime
 
 
-MarketEvent = BookSnapshot | BookDelta | BookReset | Trade
+class AggTrade(msgspec.Struct, frozen=True, tag=True):
+    """An aggregated public trade: the fills of one taker order at one price (Binance
+    ``aggTrade``). ``side`` is the taker's side.
+
+    Kept apart from ``Trade`` on purpose: its id (``agg_id``) counts aggregates, not trades, so
+    mixing the two on one stream would make ids incomparable; ``first_trade_id`` and
+    ``last_trade_id`` let a consumer check continuity (next ``first_trade_id`` ==
+    ``last_trade_id + 1``) or match it against raw ``Trade`` events.
+    """
+
+    exchange: str
+    market: str
+    symbol: str
+    agg_id: str
+    price: Decimal
+    qty: Decimal
+    side: OrderSide
+    first_trade_id: int
+    last_trade_id: int
+    ts: datetime
+
+
+class Bbo(msgspec.Struct, frozen=True, tag=True):
+    """Best bid and ask with their quantities (Binance ``bookTicker``). ``update_id`` is the
+    book update id the quote reflects, when the venue gives one; ``ts`` is None when the venue
+    sends no time (Binance spot)."""
+
+    exchange: str
+    market: str
+    symbol: str
+    bid_price: Decimal
+    bid_qty: Decimal
+    ask_price: Decimal
+    ask_qty: Decimal
+    update_id: int | None = None
+    ts: datetime | None = None
+
+
+class Kline(msgspec.Struct, frozen=True, tag=True):
+    """One candlestick of ``interval`` (venue notation, e.g. ``1m``) covering
+    [``open_time``, ``close_time``]. ``closed`` is False while the bar is still forming."""
+
+    exchange: str
+    market: str
+    symbol: str
+    interval: str
+    open_time: datetime
+    close_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal  # base asset
+    quote_volume: Decimal
+    trades: int
+    closed: bool
+    ts: datetime | None = None  # event time
+
+
+class Ticker24h(msgspec.Struct, frozen=True, tag=True):
+    """Rolling 24-hour statistics. Best bid/ask are None where the venue leaves them out
+    (Binance USD-M)."""
+
+    exchange: str
+    market: str
+    symbol: str
+    last_price: Decimal
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    volume: Decimal  # base asset
+    quote_volume: Decimal
+    price_change: Decimal
+    price_change_percent: Decimal
+    weighted_avg_price: Decimal
+    open_time: datetime
+    close_time: datetime
+    trades: int
+    last_qty: Decimal | None = None
+    bid_price: Decimal | None = None
+    bid_qty: Decimal | None = None
+    ask_price: Decimal | None = None
+    ask_qty: Decimal | None = None
+    ts: datetime | None = None
+
+
+class MarkPrice(msgspec.Struct, frozen=True, tag=True):
+    """Mark and index price of a perpetual with its current funding rate (a fraction per
+    funding interval, e.g. ``0.0001`` = 0.01 %) and when that funding is next paid."""
+
+    exchange: str
+    market: str
+    symbol: str
+    mark_price: Decimal
+    index_price: Decimal
+    funding_rate: Decimal
+    next_funding_time: datetime
+    estimated_settle_price: Decimal | None = None
+    ts: datetime | None = None
+
+
+MarketEvent = (
+    BookSnapshot | BookDelta | BookReset | Trade | AggTrade | Bbo | Kline | Ticker24h | MarkPrice
+)
 
 
 class BookDeltaText(msgspec.Struct, frozen=True, tag="BookDelta"):

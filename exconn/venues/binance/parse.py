@@ -7,11 +7,43 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from exconn.messages import BookDeltaText, Level, Trade, TradeText
+from exconn.messages import (
+    AggTrade,
+    Bbo,
+    BookDelta,
+    BookDeltaText,
+    BookSnapshot,
+    Kline,
+    Level,
+    MarketEvent,
+    MarkPrice,
+    Ticker24h,
+    Trade,
+    TradeText,
+)
 from exconn.model.enums import Exchange, Market, OrderSide
 from exconn.model.instruments import Instrument
-from exconn.model.symbols import make_symbol
-from exconn.venues.binance.wire import ExchangeInfo, PriceLevel, TradeEvent
+from exconn.model.symbols import SymbolMap, make_symbol
+from exconn.venues.binance.wire import (
+    AggTradeEvent,
+    BookTicker,
+    DepthSnapshot,
+    DepthUpdate,
+    ExchangeInfo,
+    KlineEvent,
+    KlineRow,
+    MarkPriceUpdate,
+    PartialDepth,
+    PremiumIndex,
+    PriceLevel,
+    RestAggTrade,
+    RestBookTicker,
+    RestTicker24hr,
+    RestTrade,
+    Ticker24hrEvent,
+    TradeEvent,
+    stream_kind,
+)
 
 EXCHANGE = Exchange.BINANCE.value
 
@@ -125,3 +157,327 @@ def encode_trade(wire: TradeEvent, market: str, symbol: str) -> TradeText:
         side=OrderSide.SELL if wire.m else OrderSide.BUY,
         ts=wire.T / 1000,
     )
+
+
+# ============================================================================================
+# Market data beyond the hot path: wire -> Decimal model events. Each parser shows the raw
+# message it handles. ``symbol`` is exconn's name (``BTC/USDT``, ``BTC/USDT:USDT``), mapped by
+# the caller through a ``SymbolMap``; ``parse_market_event`` does that mapping itself.
+
+
+def _side_of_taker(buyer_is_maker: bool) -> OrderSide:
+    # Binance reports whether the *buyer* was the maker; the taker is then the seller.
+    return OrderSide.SELL if buyer_is_maker else OrderSide.BUY
+
+
+def _opt_dec(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _opt_utc(ms: int | None) -> datetime | None:
+    return None if ms is None else ms_to_utc(ms)
+
+
+# {"e":"aggTrade","E":..,"s":"BTCUSDT","a":5933014,"p":"0.001","q":"100","f":100,"l":105,
+#  "T":123456785,"m":true}   (REST /aggTrades rows carry the same keys without e, E, s)
+def parse_agg_trade(wire: AggTradeEvent | RestAggTrade, market: str, symbol: str) -> AggTrade:
+    return AggTrade(
+        exchange=EXCHANGE,
+        market=market,
+        symbol=symbol,
+        agg_id=str(wire.a),
+        price=Decimal(wire.p),
+        qty=Decimal(wire.q),
+        side=_side_of_taker(wire.m),
+        first_trade_id=wire.f,
+        last_trade_id=wire.l,
+        ts=ms_to_utc(wire.T),
+    )
+
+
+# [{"id":28457,"price":"4.00000100","qty":"12.00000000","quoteQty":"48.000012",
+#   "time":1499865549590,"isBuyerMaker":true,"isBestMatch":true}]
+def parse_rest_trade(wire: RestTrade, market: str, symbol: str) -> Trade:
+    return Trade(
+        exchange=EXCHANGE,
+        market=market,
+        symbol=symbol,
+        trade_id=str(wire.id),
+        price=Decimal(wire.price),
+        qty=Decimal(wire.qty),
+        side=_side_of_taker(wire.isBuyerMaker),
+        ts=ms_to_utc(wire.time),
+    )
+
+
+# {"e":"depthUpdate","E":..,"T":..,"s":"BTCUSDT","U":157,"u":160,"pu":149,
+#  "b":[["0.0024","10"]],"a":[["0.0026","100"]]}
+def parse_depth_update(
+    wire: DepthUpdate, market: str, symbol: str, prev_update_id: int | None = None
+) -> BookDelta:
+    """A diff as a Decimal ``BookDelta``. ``prev_update_id`` is the id of the book it was
+    applied to (``BookSync`` knows it); without one, USD-M's ``pu`` or spot's ``U - 1``."""
+    if prev_update_id is None:
+        prev_update_id = wire.pu if wire.pu is not None else wire.U - 1
+    return BookDelta(
+        exchange=EXCHANGE,
+        market=market,
+        symbol=symbol,
+        prev_update_id=prev_update_id,
+        update_id=wire.u,
+        bids=parse_levels(wire.b),
+        asks=parse_levels(wire.a),
+        ts=ms_to_utc(wire.E),
+    )
+
+
+# GET /api/v3/depth: {"lastUpdateId":1027024,"bids":[["4.00000000","431.00000000"]],
+#  "asks":[["4.00000200","12.00000000"]]}   (USD-M adds "E" and "T")
+# spot <s>@depth<N>: {"lastUpdateId":160,"bids":[["0.0024","10"]],"asks":[["0.0026","100"]]}
+def parse_depth_snapshot(
+    wire: DepthSnapshot | PartialDepth, market: str, symbol: str
+) -> BookSnapshot:
+    """Binance lists both sides best first, as ``BookSnapshot`` wants them."""
+    return BookSnapshot(
+        exchange=EXCHANGE,
+        market=market,
+        symbol=symbol,
+        update_id=wire.lastUpdateId,
+        bids=parse_levels(wire.bids),
+        asks=parse_levels(wire.asks),
+        ts=_opt_utc(getattr(wire, "E", None)),
+    )
+
+
+# USD-M <s>@depth<N>: {"e":"depthUpdate","E":..,"T":..,"s":"BTCUSDT","U":..,"u":..,"pu":..,
+#  "b":[...], "a":[...]}  -- the whole top N, not a diff
+def parse_partial_depth_update(wire: DepthUpdate, market: str, symbol: str) -> BookSnapshot:
+    return BookSnapshot(
+        exchange=EXCHANGE,
+        market=market,
+        symbol=symbol,
+        update_id=wire.u,
+        bids=parse_levels(wire.b),
+        asks=parse_levels(wire.a),
+        ts=ms_to_utc(wire.E),
+    )
+
+
+# spot:  {"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000",
+#         "a":"25.36520000","A":"40.66000000"}
+# USD-M: the same plus "e":"bookTicker","E":..,"T":..
+def parse_book_ticker(wire: BookTicker, market: str, symbol: str) -> Bbo:
+    return Bbo(
+        exchange=EXCHANGE,
+        market=market,
+        symbol=symbol,
+        bid_price=Decimal(wire.b),
+        bid_qty=Decimal(wire.B),
+        ask_price=Decimal(wire.a),
+        ask_qty=Decimal(wire.A),
+        update_id=wire.u,
+        # T is the matching-engine time; E (sending time) is the fallback.
+        ts=_opt_utc(wire.T if wire.T is not None else wire.E),
+    )
+
+
+# GET /api/v3/ticker/bookTicker: {"symbol":"LTCBTC","bidPrice":"4.00000000",
+#  "bidQty":"431.00000000","askPrice":"4.00000200","askQty":"9.00000000"}  (USD-M adds time)
+def parse_rest_book_ticker(wire: RestBookTicker, market: str, symbol: str) -> Bbo:
+    return Bbo(
+        exchange=EXCHANGE,
+        market=market,
+        symbol=symbol,
+        bid_price=Decimal(wire.bidPrice),
+        bid_qty=Decimal(wire.bidQty),
+        ask_price=Decimal(wire.askPrice),
+        ask_qty=Decimal(wire.askQty),
+        update_id=wire.lastUpdateId,
+        ts=_opt_utc(wire.time),
+    )
+
+
+# {"e":"kline","E":..,"s":"BNBBTC","k":{"t":1672515780000,"T":1672515839999,"s":"BNBBTC",
+#  "i":"1m","f":100,"L":200,"o":"0.0010","c":"0.0020","h":"0.0025","l":"0.0015","v":"1000",
+#  "n":100,"x":false,"q":"1.0000","V":"500","Q":"0.500","B":"123456"}}
+def parse_kline(wire: KlineEvent, market: str, symbol: str) -> Kline:
+    k = wire.k
+    return Kline(
+        exchange=EXCHANGE,
+        market=market,
+        symbol=symbol,
+        interval=k.i,
+        open_time=ms_to_utc(k.t),
+        close_time=ms_to_utc(k.T),
+        open=Decimal(k.o),
+        high=Decimal(k.h),
+        low=Decimal(k.l),
+        close=Decimal(k.c),
+        volume=Decimal(k.v),
+        quote_volume=Decimal(k.q),
+        trades=k.n,
+        closed=k.x,
+        ts=ms_to_utc(wire.E),
+    )
+
+
+# GET /api/v3/klines row: [1499040000000,"0.01634790","0.80000000","0.01575800","0.01577100",
+#  "148976.11427815",1499644799999,"2434.19055334",308,"1756.87402397","28.46694368","0"]
+def parse_kline_row(
+    row: KlineRow, market: str, symbol: str, interval: str, now_ms: int | None = None
+) -> Kline:
+    """A REST kline; the last row may still be forming: pass the server time as ``now_ms``
+    to mark it open (without it every row counts as closed)."""
+    open_ms, o, h, lo, c, v, close_ms, qv, n = row[:9]
+    return Kline(
+        exchange=EXCHANGE,
+        market=market,
+        symbol=symbol,
+        interval=interval,
+        open_time=ms_to_utc(open_ms),
+        close_time=ms_to_utc(close_ms),
+        open=Decimal(o),
+        high=Decimal(h),
+        low=Decimal(lo),
+        close=Decimal(c),
+        volume=Decimal(v),
+        quote_volume=Decimal(qv),
+        trades=n,
+        closed=now_ms is None or close_ms < now_ms,
+    )
+
+
+# {"e":"24hrTicker","E":..,"s":"BNBBTC","p":"0.0015","P":"250.00","w":"0.0018","x":"0.0009",
+#  "c":"0.0025","Q":"10","b":"0.0024","B":"10","a":"0.0026","A":"100","o":"0.0010",
+#  "h":"0.0025","l":"0.0010","v":"10000","q":"18","O":0,"C":86400000,"F":0,"L":18150,"n":18151}
+#  (USD-M: no x, b, B, a, A)
+def parse_ticker_24hr(wire: Ticker24hrEvent, market: str, symbol: str) -> Ticker24h:
+    return Ticker24h(
+        exchange=EXCHANGE,
+        market=market,
+        symbol=symbol,
+        last_price=Decimal(wire.c),
+        open=Decimal(wire.o),
+        high=Decimal(wire.h),
+        low=Decimal(wire.l),
+        volume=Decimal(wire.v),
+        quote_volume=Decimal(wire.q),
+        price_change=Decimal(wire.p),
+        price_change_percent=Decimal(wire.P),
+        weighted_avg_price=Decimal(wire.w),
+        open_time=ms_to_utc(wire.O),
+        close_time=ms_to_utc(wire.C),
+        trades=wire.n,
+        last_qty=Decimal(wire.Q),
+        bid_price=_opt_dec(wire.b),
+        bid_qty=_opt_dec(wire.B),
+        ask_price=_opt_dec(wire.a),
+        ask_qty=_opt_dec(wire.A),
+        ts=ms_to_utc(wire.E),
+    )
+
+
+# GET /api/v3/ticker/24hr: {"symbol":"BNBBTC","priceChange":"-94.99999800",
+#  "priceChangePercent":"-95.960","weightedAvgPrice":"0.29628482","lastPrice":"4.00000200",
+#  "lastQty":"200.00000000","bidPrice":..,"openPrice":"99.00000000","highPrice":..,
+#  "lowPrice":..,"volume":..,"quoteVolume":..,"openTime":..,"closeTime":..,"count":76}
+def parse_rest_ticker_24hr(wire: RestTicker24hr, market: str, symbol: str) -> Ticker24h:
+    return Ticker24h(
+        exchange=EXCHANGE,
+        market=market,
+        symbol=symbol,
+        last_price=Decimal(wire.lastPrice),
+        open=Decimal(wire.openPrice),
+        high=Decimal(wire.highPrice),
+        low=Decimal(wire.lowPrice),
+        volume=Decimal(wire.volume),
+        quote_volume=Decimal(wire.quoteVolume),
+        price_change=Decimal(wire.priceChange),
+        price_change_percent=Decimal(wire.priceChangePercent),
+        weighted_avg_price=Decimal(wire.weightedAvgPrice),
+        open_time=ms_to_utc(wire.openTime),
+        close_time=ms_to_utc(wire.closeTime),
+        trades=wire.count,
+        last_qty=Decimal(wire.lastQty),
+        bid_price=_opt_dec(wire.bidPrice),
+        bid_qty=_opt_dec(wire.bidQty),
+        ask_price=_opt_dec(wire.askPrice),
+        ask_qty=_opt_dec(wire.askQty),
+    )
+
+
+# {"e":"markPriceUpdate","E":1562305380000,"s":"BTCUSDT","p":"11794.15000000",
+#  "i":"11784.62659091","P":"11784.25641265","r":"0.00038167","T":1562306400000}
+def parse_mark_price(wire: MarkPriceUpdate, market: str, symbol: str) -> MarkPrice:
+    return MarkPrice(
+        exchange=EXCHANGE,
+        market=market,
+        symbol=symbol,
+        mark_price=Decimal(wire.p),
+        index_price=Decimal(wire.i),
+        funding_rate=Decimal(wire.r),
+        next_funding_time=ms_to_utc(wire.T),
+        estimated_settle_price=_opt_dec(wire.P),
+        ts=ms_to_utc(wire.E),
+    )
+
+
+# GET /fapi/v1/premiumIndex: {"symbol":"BTCUSDT","markPrice":"11793.63104562",
+#  "indexPrice":"11781.80495970","estimatedSettlePrice":"11781.16138815",
+#  "lastFundingRate":"0.00038246","nextFundingTime":1597392000000,"time":1597370495002}
+def parse_premium_index(wire: PremiumIndex, market: str, symbol: str) -> MarkPrice:
+    return MarkPrice(
+        exchange=EXCHANGE,
+        market=market,
+        symbol=symbol,
+        mark_price=Decimal(wire.markPrice),
+        index_price=Decimal(wire.indexPrice),
+        funding_rate=Decimal(wire.lastFundingRate),
+        next_funding_time=ms_to_utc(wire.nextFundingTime),
+        estimated_settle_price=_opt_dec(wire.estimatedSettlePrice),
+        ts=ms_to_utc(wire.time),
+    )
+
+
+def venue_symbol_of_stream(stream: str) -> str:
+    """``btcusdt@depth20@100ms`` -> ``BTCUSDT`` (stream names use lower-case symbols)."""
+    return stream.partition("@")[0].upper()
+
+
+def parse_market_event(
+    wire: Any,
+    symbols: SymbolMap,
+    stream: str | None = None,
+    prev_update_id: int | None = None,
+) -> MarketEvent | None:
+    """Any decoded market stream event -> its model event, the symbol mapped through
+    ``symbols`` (UnknownSymbol if it is not listed). None for events with no market model
+    (serverShutdown, miniTicker, forceOrder). ``stream`` tells a partial book (``@depth20``)
+    from a diff, and names the symbol of spot partial depth, which carries none."""
+    market = symbols.market.value
+    kind = type(wire)
+    if kind is PartialDepth:
+        if stream is None:
+            raise ValueError("spot partial depth carries no symbol: pass its stream name")
+        symbol = symbols.from_venue(venue_symbol_of_stream(stream))
+        return parse_depth_snapshot(wire, market, symbol)
+    parser = _MARKET_PARSERS.get(kind)
+    if parser is None:
+        return None
+    symbol = symbols.from_venue(wire.s)
+    if kind is DepthUpdate:
+        if stream is not None and stream_kind(stream) == "partialDepth":
+            return parse_partial_depth_update(wire, market, symbol)
+        return parse_depth_update(wire, market, symbol, prev_update_id)
+    return parser(wire, market, symbol)
+
+
+_MARKET_PARSERS: dict[type, Any] = {
+    DepthUpdate: parse_depth_update,
+    TradeEvent: parse_trade,
+    AggTradeEvent: parse_agg_trade,
+    BookTicker: parse_book_ticker,
+    KlineEvent: parse_kline,
+    Ticker24hrEvent: parse_ticker_24hr,
+    MarkPriceUpdate: parse_mark_price,
+}
