@@ -256,10 +256,14 @@ class EventBatch(msgspec.Struct, frozen=True, dict=True):
     """
 
     payload: bytes
+    # time.monotonic_ns() when the connection started reading these events off the socket.
+    # CLOCK_MONOTONIC is shared by every process on a Linux host, so a subscriber on the same
+    # host can measure delivery latency as monotonic_ns() - received_ns. 0: unknown.
+    received_ns: int = 0
 
     @classmethod
-    def of(cls, events: Sequence[Encodable]) -> EventBatch:
-        return cls(payload=_batch_encoder.encode(events))
+    def of(cls, events: Sequence[Encodable], received_ns: int = 0) -> EventBatch:
+        return cls(payload=_batch_encoder.encode(events), received_ns=received_ns)
 
     @functools.cached_property
     def events(self) -> tuple[MarketEvent, ...]:

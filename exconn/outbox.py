@@ -6,6 +6,7 @@ goes to each subscriber in one ``EventBatch`` message, in production order.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,10 +21,12 @@ def routes_of(subscribers: Sequence[Any]) -> tuple[Route, ...]:
 
 
 class Outbox:
-    __slots__ = ("_batches",)
+    __slots__ = ("_batches", "received_ns")
 
     def __init__(self) -> None:
         self._batches: dict[str, tuple[Any, list[Encodable]]] = {}
+        # Created when a drain starts: stamps the batches with when their frames were read.
+        self.received_ns = time.monotonic_ns()
 
     def add(self, routes: tuple[Route, ...], event: Encodable) -> None:
         batches = self._batches
@@ -39,7 +42,8 @@ class Outbox:
 
     def drain(self) -> list[tuple[Any, EventBatch]]:
         """(address, batch) pairs to send; empties the outbox."""
-        out = [(addr, EventBatch.of(events)) for addr, events in self._batches.values()]
+        stamp = self.received_ns
+        out = [(a, EventBatch.of(events, stamp)) for a, events in self._batches.values()]
         self._batches = {}
         return out
 

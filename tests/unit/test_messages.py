@@ -77,3 +77,27 @@ def test_event_batch_round_trips_typed_events_through_pickle() -> None:
     assert got_delta.ts == datetime(2024, 8, 8, 23, 54, 15, 208000, tzinfo=UTC)
     assert isinstance(got_trade, Trade) and got_trade.price == Decimal("61837.63")
     assert got_trade.ts.microsecond == 342000 and got_trade.side is OrderSide.SELL
+
+
+def test_batches_carry_when_their_frames_were_read() -> None:
+    import time
+
+    from exconn.outbox import Outbox
+
+    before = time.monotonic_ns()
+    out = Outbox()
+    after = time.monotonic_ns()
+    trade = TradeText(
+        exchange="binance",
+        market="spot",
+        symbol="BTC/USDT",
+        trade_id="1",
+        price="1",
+        qty="1",
+        side=OrderSide.BUY,
+        ts=1.0,
+    )
+    out.add((("s", "s"),), trade)
+    ((_, batch),) = out.drain()
+    assert before <= batch.received_ns <= after
+    assert pickle.loads(pickle.dumps(batch)).received_ns == batch.received_ns
