@@ -4,7 +4,8 @@ the socket to the subscriber actor's handler, in another process.
 The simulator steps its market every millisecond for three symbols (about 2,000 book
 updates/s on this machine, the rate the Binance connectivity issue sets its target at); the
 subscriber compares ``time.monotonic_ns()`` with each batch's ``received_ns``
-(CLOCK_MONOTONIC is shared by the processes of one host). Kernel-to-userspace wake-up time is not included.
+(CLOCK_MONOTONIC is shared by the processes of one host). Kernel-to-userspace wake-up time
+is not included.
 
     .venv/bin/python scripts/bench_latency.py --seconds 20
 """
