@@ -31,6 +31,7 @@ WEIGHTS: dict[str, int] = {
     "POST /api/v3/order/cancelReplace": 1,
     "PUT /api/v3/order/amend/keepPriority": 4,
     "GET /api/v3/order": 4,
+    "GET /api/v3/allOrders": 20,
     "GET /api/v3/myTrades": 20,
     "GET /api/v3/rateLimit/order": 40,
     "ping": 1,

@@ -401,6 +401,9 @@ class SymbolData:
             }
         )
 
+    def price_ticker(self) -> dict[str, str]:
+        return {"symbol": self.sym.symbol, "price": self._last_price()}
+
     def book_ticker(self) -> dict[str, Any]:
         return {"symbol": self.sym.symbol} | self._top_json(
             "bidPrice", "bidQty", "askPrice", "askQty"

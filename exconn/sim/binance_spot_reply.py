@@ -19,6 +19,7 @@ ILLEGAL_NUMBER = "Illegal characters found in parameter '%s'; legal range is '%s
 NUMBER_RANGE = "^([0-9]{1,20})(\\.[0-9]{1,20})?$"
 TOO_MUCH_PRECISION = "Parameter '%s' has too much precision."
 NOT_REQUIRED = "Parameter '%s' sent when not required."
+MORE_THAN_24H = "More than 24 hours between startTime and endTime."
 BOTH_SENT = "Parameters '%s' and '%s' must not be sent together."  # chosen text for -1128
 INTERNAL = "Internal error; unable to process your request. Please try again."
 OVERLOADED = (

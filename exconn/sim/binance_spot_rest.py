@@ -136,6 +136,7 @@ def signed_routes() -> list[web.RouteDef]:
         ("GET", "/api/v3/openOrders", False, _open_orders),
         ("DELETE", "/api/v3/openOrders", True, t["cancel_all"]),
         ("GET", "/api/v3/account", False, _account),
+        ("GET", "/api/v3/allOrders", False, t["all_orders"]),
         ("GET", "/api/v3/myTrades", False, t["my_trades"]),
         ("GET", "/api/v3/rateLimit/order", False, _rate_limit_order),
     ]
@@ -159,6 +160,7 @@ def core_ops() -> dict[str, Op]:
             "cancel_replace": "cancel_replace",
             "amend": "amend_keep_priority",
             "cancel_all": "cancel_all",
+            "all_orders": "all_orders",
             "my_trades": "my_trades",
         }.items()
     }
@@ -243,6 +245,14 @@ def _ticker_24hr(core: SpotCore, params: Mapping[str, str]) -> Any:
     return [core.data[n].ticker_rest(now, kind == "MINI") for n in names]
 
 
+def _price_ticker(core: SpotCore, params: Mapping[str, str]) -> Any:
+    """`{"symbol", "price"}`: the last trade price (binance.md §4 "Price ticker")."""
+    names = _symbols(core, params)
+    if names is None:
+        return core.data[params["symbol"]].price_ticker()
+    return [core.data[n].price_ticker() for n in names]
+
+
 def _book_ticker(core: SpotCore, params: Mapping[str, str]) -> Any:
     names = _symbols(core, params)
     if names is None:
@@ -265,6 +275,7 @@ def public_routes() -> list[web.RouteDef]:
         web.get("/api/v3/klines", _public(_klines)),
         web.get("/api/v3/uiKlines", _public(_klines)),
         web.get("/api/v3/ticker/24hr", _public(_ticker_24hr)),
+        web.get("/api/v3/ticker/price", _public(_price_ticker)),
         web.get("/api/v3/ticker/bookTicker", _public(_book_ticker)),
         *(web.route(m, "/api/v3/userDataStream", _removed) for m in ("POST", "PUT", "DELETE")),
     ]

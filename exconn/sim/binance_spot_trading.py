@@ -43,6 +43,7 @@ from exconn.sim.symbols import SimSymbol
 UserSink = Callable[[str, dict[str, Any]], None]  # (account id, event)
 _ID_CHARS = string.ascii_letters + string.digits
 MAX_TRADES_KEPT = 10_000  # per account; myTrades serves the newest
+_DAY_MS = 24 * 3600 * 1000  # allOrders: the widest startTime–endTime window
 
 
 class SpotTrading:
@@ -318,6 +319,32 @@ class SpotTrading:
             ),
             key=lambda r: (r.symbol, r.state.order_id),
         )
+
+    def all_orders(self, account: str, params: Mapping[str, str]) -> Reply:
+        """GET /api/v3/allOrders (binance.md §4): every order of one symbol the venue kept,
+        open or not, oldest first. With `orderId` (orders >= it) or `startTime` the window
+        starts there; otherwise the most recent `limit` (default 500, max 1000)."""
+        sym = self._symbol(params)
+        order_id = int_param(params, "orderId")
+        start = int_param(params, "startTime")
+        end = int_param(params, "endTime")
+        if start is not None and end is not None and end - start > _DAY_MS:
+            raise bad_request(-1127, R.MORE_THAN_24H)
+        limit = min(int_param(params, "limit") or 500, 1000)
+        rows = sorted(
+            (
+                r
+                for r in self.records.values()
+                if r.state.account == account
+                and r.symbol == sym.symbol
+                and (order_id is None or r.state.order_id >= order_id)
+                and (start is None or r.state.created_ms >= start)
+                and (end is None or r.state.created_ms <= end)
+            ),
+            key=lambda r: r.state.order_id,
+        )
+        kept = rows[:limit] if order_id is not None or start is not None else rows[-limit:]
+        return Reply([F.query_order(r) for r in kept])
 
     def cancel_all(self, account: str, params: Mapping[str, str]) -> Reply:
         sym = self._symbol(params)

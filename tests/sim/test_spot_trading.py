@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
 from exconn.sim import BinanceSpotSim
@@ -316,3 +317,54 @@ def test_deposit_sends_balance_update(market: BinanceSpotSim, stream: WsApi) -> 
     update = stream.next_event()["event"]
     assert update["e"] == "balanceUpdate" and update["d"] == "100.00000000"
     assert stream.next_event()["event"]["e"] == "outboundAccountPosition"
+
+
+def test_all_orders_and_price_ticker(market: BinanceSpotSim, rest: Rest) -> None:
+    """GET /api/v3/allOrders (every kept order, oldest first) and /api/v3/ticker/price."""
+    _, bids, _ = market.book(BTC)
+    low = bids[-1][0] - Decimal(100)
+    ids = [
+        rest.order(
+            symbol=BTC,
+            side="BUY",
+            type="LIMIT",
+            timeInForce="GTC",
+            quantity="0.001",
+            price=low,
+            newOrderRespType="ACK",
+        ).json()["orderId"]
+        for _ in range(3)
+    ]
+    rest.ok("DELETE", "/api/v3/order", symbol=BTC, orderId=ids[0])
+    filled = rest.order(symbol=BTC, side="BUY", type="MARKET", quantity="0.001").json()
+    rejected = rest.order(
+        symbol=BTC, side="BUY", type="LIMIT", timeInForce="GTC", quantity="100", price=low
+    )
+    assert rejected.status_code == 400  # leaves no trace in allOrders either
+    rows = rest.ok("GET", "/api/v3/allOrders", symbol=BTC)
+    assert [(o["orderId"], o["status"]) for o in rows] == [
+        (ids[0], "CANCELED"),
+        (ids[1], "NEW"),
+        (ids[2], "NEW"),
+        (filled["orderId"], "FILLED"),
+    ]
+    assert rows[1] == rest.ok("GET", "/api/v3/order", symbol=BTC, orderId=ids[1])
+    assert [o["orderId"] for o in rest.ok("GET", "/api/v3/allOrders", symbol=BTC, limit=2)] == [
+        ids[2],
+        filled["orderId"],
+    ]
+    from_id = rest.ok("GET", "/api/v3/allOrders", symbol=BTC, orderId=ids[1], limit=2)
+    assert [o["orderId"] for o in from_id] == ids[1:]
+    assert rest.ok("GET", "/api/v3/allOrders", symbol="ETHUSDT") == []
+    wide = rest.call("GET", "/api/v3/allOrders", symbol=BTC, startTime=0, endTime=86_400_001)
+    assert wide.status_code == 400 and wide.json()["code"] == -1127
+    missing = rest.call("GET", "/api/v3/allOrders")
+    assert missing.status_code == 400 and missing.json()["code"] == -1102
+    assert rest.call("GET", "/api/v3/allOrders", symbol=BTC).headers["X-MBX-USED-WEIGHT-1M"]
+
+    last = filled["fills"][-1]["price"]
+    one = httpx.get(f"{market.rest_url}/api/v3/ticker/price", params={"symbol": BTC}).json()
+    assert one == {"symbol": BTC, "price": last}
+    every = httpx.get(f"{market.rest_url}/api/v3/ticker/price").json()
+    assert [t["symbol"] for t in every] == [s.symbol for s in market.symbols]
+    assert {"symbol": BTC, "price": last} in every
