@@ -23,6 +23,29 @@ class VenueUrls(msgspec.Struct, frozen=True):
     ws: str
 
 
+class WsSettings(msgspec.Struct, frozen=True):
+    """Market-data WebSocket lifecycle. Defaults follow Binance (binance.md §6, §8.1); tests
+    compress the times to run against a simulator with a short connection cap."""
+
+    # None: the venue's limit (Binance spot 1024, USD-M 200 streams per connection).
+    max_streams_per_connection: int | None = None
+    # SUBSCRIBE/UNSUBSCRIBE per rolling second, pongs included; Binance closes above 5.
+    control_messages_per_s: int = 4
+    # Replace a socket this long before the venue's connection cap closes it.
+    max_connection_age_s: float = 24 * 3600.0
+    rotate_before_s: float = 600.0
+    # A stream with an expected cadence (diff depth) silent this long is resubscribed, and
+    # the socket replaced if it stays silent as long again.
+    stream_silence_s: float = 30.0
+    # How long a replacement socket may take to catch up before it takes over anyway.
+    rotation_timeout_s: float = 10.0
+    # After a socket loss subscribers keep their books (unchanged) this long while a new
+    # socket continues them; then they get a BookReset.
+    held_book_s: float = 10.0
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 60.0
+
+
 class ExchangeConfig(msgspec.Struct, frozen=True):
     name: str
     environment: str = "live"
@@ -30,6 +53,7 @@ class ExchangeConfig(msgspec.Struct, frozen=True):
     # market -> URLs; missing markets use the environment's built-in URLs
     urls: dict[str, VenueUrls] = msgspec.field(default_factory=dict)
     depth_limit: int = 1000  # REST snapshot depth (Binance spot weight 50 at 1000)
+    ws: WsSettings = msgspec.field(default_factory=WsSettings)
 
     def __post_init__(self) -> None:
         if self.name not in {e.value for e in Exchange}:
@@ -70,14 +94,30 @@ class Config(msgspec.Struct, frozen=True):
         )
 
     @classmethod
-    def for_sim(cls, rest_url: str, ws_url: str, *, log_level: str = "WARNING") -> Config:
-        """Binance spot against a running ``exconn.sim`` simulator."""
+    def for_sim(
+        cls,
+        rest_url: str | None,
+        ws_url: str | None,
+        *,
+        log_level: str = "WARNING",
+        linear: tuple[str, str] | None = None,
+        ws: WsSettings | None = None,
+    ) -> Config:
+        """Binance against running ``exconn.sim`` simulators: spot at ``rest_url``/``ws_url``
+        (None: no spot) and USD-M at ``linear`` = (rest_url, ws_url) of a ``BinanceUsdmSim``."""
+        urls: dict[str, VenueUrls] = {}
+        if rest_url is not None and ws_url is not None:
+            urls["spot"] = VenueUrls(rest=rest_url, ws=ws_url)
+        if linear is not None:
+            urls["linear"] = VenueUrls(rest=linear[0], ws=linear[1])
         return cls(
             exchanges=(
                 ExchangeConfig(
                     name="binance",
                     environment="sim",
-                    urls={"spot": VenueUrls(rest=rest_url, ws=ws_url)},
+                    markets=tuple(urls),
+                    urls=urls,
+                    ws=ws or WsSettings(),
                 ),
             ),
             log_level=log_level,

@@ -11,7 +11,15 @@ from thespian.actors import Actor
 from exconn.book.local import LocalBook
 from exconn.config import Config
 from exconn.handle import start
-from exconn.messages import BookDelta, BookReset, BookSnapshot, EventBatch, SubscriptionError, Trade
+from exconn.messages import (
+    BookDelta,
+    BookReset,
+    BookSnapshot,
+    BookStale,
+    EventBatch,
+    SubscriptionError,
+    Trade,
+)
 
 PRINT_EVERY_SECONDS = 0.5
 
@@ -61,8 +69,10 @@ class PrintingSubscriber(Actor):
         elif isinstance(event, BookReset):
             self.resets += 1
             print(f"{event.symbol} book reset: {event.reason}", flush=True)
+        elif isinstance(event, BookStale):
+            print(f"{event.symbol} book stale: {event.reason}", flush=True)
         now = time.monotonic()
-        if book.valid and now - self.last_print.get(event.symbol, 0.0) >= PRINT_EVERY_SECONDS:
+        if book.current and now - self.last_print.get(event.symbol, 0.0) >= PRINT_EVERY_SECONDS:
             self.last_print[event.symbol] = now
             bid, ask = book.best()
             if bid and ask:

@@ -94,6 +94,17 @@ class BookReset(msgspec.Struct, frozen=True, tag=True):
     reason: str
 
 
+class BookStale(msgspec.Struct, frozen=True, tag=True):
+    """The symbol's book stopped updating (its socket was lost) but is kept: the next
+    ``BookDelta`` continues it (or a ``BookSnapshot`` replaces it, or a ``BookReset`` drops it
+    if no socket takes over in time). Until then, do not act on it as if it were current."""
+
+    exchange: str
+    market: str
+    symbol: str
+    reason: str
+
+
 class Trade(msgspec.Struct, frozen=True, tag=True):
     """One public trade. ``side`` is the taker's side."""
 
@@ -209,7 +220,16 @@ class MarkPrice(msgspec.Struct, frozen=True, tag=True):
 
 
 MarketEvent = (
-    BookSnapshot | BookDelta | BookReset | Trade | AggTrade | Bbo | Kline | Ticker24h | MarkPrice
+    BookSnapshot
+    | BookDelta
+    | BookReset
+    | BookStale
+    | Trade
+    | AggTrade
+    | Bbo
+    | Kline
+    | Ticker24h
+    | MarkPrice
 )
 
 

@@ -4,10 +4,18 @@ The socket is watched by Thespian (``ThespianWatch``), never by a thread: ``rece
 returns the watch on every path, or the feed would silently stall. Each readable event drains
 everything available, runs it through the venue's ``StreamHandler`` and sends one ``EventBatch``
 per subscriber.
+
+Lifecycle (decisions in ``StreamHandler`` and ``exconn.transport.lifecycle``; this actor only
+wires sockets and timers): a replacement socket (*candidate*) is opened before the 24 h cap,
+on ``serverShutdown`` and when the liveness watchdog gives up on a silent stream; both sockets
+are watched until the candidate has caught up, then the old one is closed. A lost socket is
+reopened with backoff (1 s doubling to 60 s, jittered, forever) while subscribers keep their
+books; SUBSCRIBE/UNSUBSCRIBE are paced per socket in a rolling window that counts pongs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import Any
@@ -23,8 +31,10 @@ from thespian.actors import (
 
 from exconn import errors
 from exconn.actors.lifeline import tie_to_parent
+from exconn.actors.md_messages import ConnectionSetup
 from exconn.actors.timers import Timers
 from exconn.book.sync import SyncResult
+from exconn.config import WsSettings
 from exconn.logs import configure
 from exconn.messages import (
     ConnectionInfo,
@@ -37,16 +47,20 @@ from exconn.messages import (
 from exconn.model.enums import Market
 from exconn.outbox import Outbox
 from exconn.transport.backoff import Backoff
-from exconn.transport.ratelimit import RollingWindow
+from exconn.transport.lifecycle import ControlPacer, Liveness
 from exconn.transport.rest import RestClient
 from exconn.transport.ws import WsClosed, WsConnection
 from exconn.venues.binance import endpoints, urls
 from exconn.venues.binance.errors import error_for
 from exconn.venues.binance.streams import StreamHandler
-from exconn.venues.binance.wire import depth_snapshot_decoder, error_decoder
+from exconn.venues.binance.wire import (
+    depth_snapshot_decoder,
+    error_decoder,
+    rest_trades_decoder,
+)
 
-# Binance closes a connection above 5 incoming messages/s; stay clearly under it.
-CONTROL_MESSAGES_PER_SECOND = 4
+# A socket that lived this long was healthy: its loss starts the reconnect backoff anew.
+HEALTHY_AFTER_SECONDS = 30.0
 STREAMS_PER_CONTROL_MESSAGE = 200
 SNAPSHOT_ATTEMPTS_PER_DRAIN = 3
 # Frames handled per drain: bounds the batch size and the time between two looks at the
@@ -58,21 +72,35 @@ class DrainAgain:
     """Sent to itself when a drain stopped at FRAMES_PER_DRAIN with more frames waiting."""
 
 
+class Session:
+    """One socket of this connection actor and what is paced or watched per socket."""
+
+    def __init__(self, conn: WsConnection, settings: WsSettings, now: float) -> None:
+        self.conn = conn
+        self.opened_at = now
+        self.pacer = ControlPacer(settings.control_messages_per_s)
+        self.pending: list[tuple[str, list[str]]] = []
+        self.liveness = Liveness(settings.stream_silence_s, now, urls.expected_cadence)
+        self.pongs = 0  # pongs already recorded in the pacer
+
+
 class MarketDataConnection(Actor):
     def __init__(self) -> None:
         super().__init__()
         self.init: ConnectionInit | None = None
+        self.settings = WsSettings()
         self.handler: StreamHandler | None = None
-        self.conn: WsConnection | None = None
+        self.active: Session | None = None
+        self.candidate: Session | None = None  # replacement socket catching up (rotation)
+        self.rotation_reason = ""
         self.rest: RestClient | None = None
         self.timers: Any = None
         self.backoff = Backoff()
         self.snapshot_backoff = Backoff(initial=0.5, maximum=30.0)
-        self.pacer = RollingWindow(CONTROL_MESSAGES_PER_SECOND, 1.0)
-        self.pending_control: list[tuple[str, list[str]]] = []
         self.request_id = 0
         self.frames = 0
         self.drains = 0
+        self.rotations = 0
         self.log = logger
 
     # Every exit path returns the watch: a bare return or an exception would clear it.
@@ -84,13 +112,12 @@ class MarketDataConnection(Actor):
         return self._watch()
 
     def _watch(self) -> ThespianWatch | None:
-        conn = self.conn
-        if conn is not None and conn.connected:
-            try:
-                return ThespianWatch([conn.fileno()])
-            except WsClosed:
-                return None
-        return None
+        fds = []
+        for sess in (self.active, self.candidate):  # both sockets while rotating
+            if sess is not None and sess.conn.connected:
+                with contextlib.suppress(WsClosed):
+                    fds.append(sess.conn.fileno())
+        return ThespianWatch(fds) if fds else None
 
     def _dispatch(self, message: Any, sender: Any) -> None:
         if isinstance(message, WatchMessage | DrainAgain):
@@ -99,6 +126,9 @@ class MarketDataConnection(Actor):
             self._on_route(message, sender)
         elif isinstance(message, WakeupMessage):
             self._on_wakeup(message.payload)
+        elif isinstance(message, ConnectionSetup):
+            self.settings = message.settings
+            self._on_init(message.init, sender)
         elif isinstance(message, ConnectionInit):
             self._on_init(message, sender)
         elif isinstance(message, GetStatus):
@@ -113,6 +143,9 @@ class MarketDataConnection(Actor):
         self.init = msg
         self.log = logger.bind(exchange=msg.exchange, market=msg.market, connection=msg.name)
         self.timers = Timers(self)
+        self.backoff = Backoff(
+            initial=self.settings.backoff_initial_s, maximum=self.settings.backoff_max_s
+        )
         self.handler = StreamHandler(Market(msg.market), msg.instruments)
         self.rest = RestClient(
             msg.rest_url, exchange=msg.exchange, error_for=error_for, error_decoder=error_decoder
@@ -130,67 +163,158 @@ class MarketDataConnection(Actor):
                 self.send(sub, SubscriptionError(topic=msg.topic, reason=str(exc)))
             return
         self._publish(out)
-        if self.conn is None or not self.conn.connected:
+        sessions = [s for s in (self.active, self.candidate) if s is not None]
+        if not sessions:
             if self.handler.streams and self.timers is not None:
                 self.timers.ensure("reconnect", 0)
             return
-        if change.subscribe:
-            self.pending_control.append(("SUBSCRIBE", change.subscribe))
-        if change.unsubscribe:
-            self.pending_control.append(("UNSUBSCRIBE", change.unsubscribe))
-        self._flush_control()
+        now = time.monotonic()
+        for sess in sessions:
+            if change.subscribe:
+                sess.pending.append(("SUBSCRIBE", change.subscribe))
+            if change.unsubscribe:
+                sess.pending.append(("UNSUBSCRIBE", change.unsubscribe))
+            sess.liveness.watch(self.handler.streams, now)
+            self._flush_control(sess)
 
-    # -- socket ---------------------------------------------------------------------------------
-    def _connect(self) -> None:
+    # -- sockets --------------------------------------------------------------------------------
+    def _open_session(self) -> Session | None:
+        """Open a socket carrying every current stream (blocking, bounded by the connect
+        timeout); None if it failed (the caller retries with backoff)."""
         assert self.init is not None and self.handler is not None
         streams = sorted(self.handler.streams)
         if not streams:
-            return
-        url = urls.combined_url(self.init.ws_url, streams)
-        conn = WsConnection(url)
+            return None
+        conn = WsConnection(urls.combined_url(self.init.ws_url, streams))
         try:
             conn.connect()
         except WsClosed as exc:
-            delay = self.backoff.next_delay()
-            self.log.warning("connect failed ({}); retrying in {:.1f} s", exc, delay)
-            self.timers.start("reconnect", delay)
+            self.log.warning("connect failed: {}", exc)
+            return None
+        now = time.monotonic()
+        sess = Session(conn, self.settings, now)
+        sess.liveness.watch(streams, now)
+        return sess
+
+    def _connect(self) -> None:
+        """Open the live socket after a loss (or the first time)."""
+        sess = self._open_session()
+        if sess is None:
+            if self.handler is not None and self.handler.streams:
+                delay = self.backoff.next_delay()
+                self.log.warning("reconnecting in {:.1f} s", delay)
+                self.timers.start("reconnect", delay)
             return
-        self.conn = conn
-        self.pending_control.clear()  # the URL carries every current stream
-        self.log.info("connected with {} streams", len(streams))
+        self.active = sess
+        self._arm_session_timers()
+        self.log.info(
+            "connected with {} streams", len(self.handler.streams if self.handler else ())
+        )
+
+    def _arm_session_timers(self) -> None:
+        s = self.settings
+        self.timers.start("age", max(0.0, s.max_connection_age_s - s.rotate_before_s))
+        self.timers.ensure("liveness", s.stream_silence_s / 2)
+
+    def _start_rotation(self, reason: str) -> None:
+        """Make-before-break: open a replacement socket; the live one keeps delivering until
+        the replacement has caught up (``_maybe_promote``)."""
+        if self.candidate is not None or self.active is None or self.handler is None:
+            return
+        self.rotation_reason = reason
+        sess = self._open_session()
+        if sess is None:
+            self.timers.start("rotate", self.backoff.next_delay())
+            return
+        self.log.info("rotating socket ({})", reason)
+        self.candidate = sess
+        self.handler.begin_candidate()
+        self.timers.start("rotation_deadline", self.settings.rotation_timeout_s)
+
+    def _maybe_promote(self, out: Outbox) -> None:
+        if self.candidate is None or self.handler is None:
+            return
+        if self.active is None or self.handler.ready_to_promote():
+            self._promote(out)
+
+    def _promote(self, out: Outbox) -> None:
+        assert self.handler is not None and self.candidate is not None
+        old, self.active, self.candidate = self.active, self.candidate, None
+        if old is not None:
+            old.conn.close()
+        self.handler.promote(out)
+        self.timers.cancel("rotation_deadline")
+        self.rotations += 1
+        self._arm_session_timers()
+        self._after_socket_change()
+
+    def _after_socket_change(self) -> None:
+        if self.handler is not None and self.handler.held_symbols():
+            self.timers.ensure("held", self.settings.held_book_s)
 
     def _on_readable(self) -> None:
-        conn, handler = self.conn, self.handler
-        if conn is None or handler is None:
+        handler = self.handler
+        if handler is None:
             return
         out = Outbox()
-        try:
-            frames, more = conn.read_available(FRAMES_PER_DRAIN)
-        except WsClosed as exc:
-            self._lost(str(exc), out)
-            self._publish(out)
-            return
-        if frames:
-            self.frames += len(frames)
-            self.drains += 1
-            self.backoff.reset()
-            handler.on_frames(frames, out)
+        now = time.monotonic()
+        more_any = False
+        for sess in (self.active, self.candidate):
+            if sess is None or (sess is not self.active and sess is not self.candidate):
+                continue  # replaced earlier in this pass
+            try:
+                frames, more = sess.conn.read_available(FRAMES_PER_DRAIN)
+            except WsClosed as exc:
+                self._session_lost(sess, str(exc), out)
+                continue
+            self._count_pongs(sess, now)
+            if frames:
+                self.frames += len(frames)
+                self.drains += 1
+                handler.on_frames(
+                    frames,
+                    out,
+                    candidate=sess is self.candidate,
+                    seen=sess.liveness.last_seen,
+                    now=now,
+                )
+            more_any = more_any or more
         if handler.shutdown_notices:
             handler.shutdown_notices = 0
-            self._lost("serverShutdown", out)
+            self._start_rotation("serverShutdown")
+        self._maybe_promote(out)
         self._sync_books(out)
+        self._backfill_trades(out)
         self._publish(out)
-        if more and self.conn is not None:
+        if more_any and (self.active is not None or self.candidate is not None):
             self.send(self.myAddress, DrainAgain())
 
-    def _lost(self, reason: str, out: Outbox) -> None:
+    def _count_pongs(self, sess: Session, now: float) -> None:
+        sent = sess.conn.pongs_sent - sess.pongs
+        if sent:
+            sess.pacer.record(now, sent)
+            sess.pongs += sent
+
+    def _session_lost(self, sess: Session, reason: str, out: Outbox) -> None:
         assert self.handler is not None
+        sess.conn.close()
+        if time.monotonic() - sess.opened_at > HEALTHY_AFTER_SECONDS:
+            self.backoff.reset()
+        if sess is self.candidate:
+            self.log.warning("replacement socket lost: {}", reason)
+            self.candidate = None
+            self.handler.drop_candidate()
+            self.timers.cancel("rotation_deadline")
+            self.timers.start("rotate", self.backoff.next_delay())
+            return
         self.log.warning("market-data socket lost: {}", reason)
-        if self.conn is not None:
-            self.conn.close()
-        self.conn = None
-        self.handler.on_disconnect(f"disconnected: {reason}", out)
+        self.active = None
+        self.handler.on_disconnect(f"disconnected: {reason}", out, announce=self.candidate is None)
+        if self.candidate is not None:
+            self._promote(out)  # the replacement is already streaming: no reconnect needed
+            return
         self.timers.start("reconnect", self.backoff.next_delay())
+        self._after_socket_change()
 
     def _sync_books(self, out: Outbox) -> None:
         """Fetch snapshots for books that are buffering. Blocking but bounded: frames that
@@ -222,50 +346,104 @@ class MarketDataConnection(Actor):
             else:
                 self.timers.ensure("snapshot", self.snapshot_backoff.next_delay())
 
+    def _backfill_trades(self, out: Outbox) -> None:
+        """Trades a socket change missed come from REST, before the live ones held behind."""
+        handler, rest, init = self.handler, self.rest, self.init
+        assert handler is not None and rest is not None and init is not None
+        path = urls.recent_trades_path(Market(init.market))
+        for venue_symbol in handler.symbols_needing_trades():
+            try:
+                rows = rest.get(
+                    path, {"symbol": venue_symbol, "limit": "1000"}, rest_trades_decoder
+                )
+            except (errors.ExconnError, ValueError) as exc:
+                delay = self.snapshot_backoff.next_delay()
+                self.log.bind(symbol=venue_symbol).warning(
+                    "trade backfill failed ({}); retrying in {:.1f} s", exc, delay
+                )
+                self.timers.ensure("trades", delay)
+                return
+            lost = handler.on_rest_trades(venue_symbol, rows, out)
+            if lost:
+                self.log.bind(symbol=venue_symbol).error(
+                    "{} trades missed by a socket change are older than the REST window", lost
+                )
+
     # -- control messages -----------------------------------------------------------------------
-    def _flush_control(self) -> None:
-        conn = self.conn
-        if conn is None or not conn.connected:
+    def _flush_control(self, sess: Session) -> None:
+        conn = sess.conn
+        if not conn.connected:
             return
-        while self.pending_control:
+        while sess.pending:  # bounded: each pass sends one message or returns
             now = time.monotonic()
-            wait = self.pacer.delay(now)
+            wait = sess.pacer.delay(now)
             if wait > 0:
                 self.timers.ensure("pace", wait)
                 return
-            method, streams = self.pending_control[0]
+            method, streams = sess.pending[0]
             chunk, rest = (
                 streams[:STREAMS_PER_CONTROL_MESSAGE],
                 streams[STREAMS_PER_CONTROL_MESSAGE:],
             )
             if rest:
-                self.pending_control[0] = (method, rest)
+                sess.pending[0] = (method, rest)
             else:
-                self.pending_control.pop(0)
+                sess.pending.pop(0)
             self.request_id += 1
             body = f'{{"method":"{method}","params":{_json_list(chunk)},"id":{self.request_id}}}'
             try:
                 conn.send_text(body)
             except WsClosed as exc:
                 out = Outbox()
-                self._lost(str(exc), out)
+                self._session_lost(sess, str(exc), out)
                 self._publish(out)
                 return
-            self.pacer.record(now)
+            sess.pacer.record(now)
 
     def _on_wakeup(self, payload: Any) -> None:
         if self.timers is None:
             return
         purpose = self.timers.fire(payload)
+        out = Outbox()
         if purpose == "reconnect":
-            if self.conn is None or not self.conn.connected:
+            if self.active is None and self.candidate is None:
                 self._connect()
         elif purpose == "pace":
-            self._flush_control()
+            for sess in (self.active, self.candidate):
+                if sess is not None:
+                    self._flush_control(sess)
         elif purpose == "snapshot":
-            out = Outbox()
             self._sync_books(out)
-            self._publish(out)
+        elif purpose == "trades":
+            self._backfill_trades(out)
+        elif purpose == "age":
+            self._start_rotation("connection age")
+        elif purpose == "rotate":
+            self._start_rotation(self.rotation_reason or "retry")
+        elif purpose == "rotation_deadline":
+            if self.candidate is not None:
+                self.log.warning("replacement socket did not catch up in time; switching")
+                self._promote(out)
+                self._sync_books(out)
+                self._backfill_trades(out)
+        elif purpose == "liveness":
+            self._check_liveness()
+        elif purpose == "held" and self.handler is not None:
+            self.handler.expire_held("no data after a socket change", out)
+        self._publish(out)
+
+    def _check_liveness(self) -> None:
+        sess = self.active
+        if sess is not None:
+            verdict = sess.liveness.check(time.monotonic())
+            if verdict.resubscribe:
+                self.log.warning("silent streams, subscribing again: {}", verdict.resubscribe)
+                sess.pending.append(("SUBSCRIBE", verdict.resubscribe))
+                self._flush_control(sess)
+            if verdict.replace:
+                self._start_rotation("silent stream")
+        if self.active is not None:
+            self.timers.ensure("liveness", self.settings.stream_silence_s / 2)
 
     # -- output ---------------------------------------------------------------------------------
     def _publish(self, out: Outbox) -> None:
@@ -281,7 +459,7 @@ class MarketDataConnection(Actor):
             name=init.name if init else "",
             pid=os.getpid(),
             streams=tuple(sorted(handler.streams)) if handler else (),
-            connected=bool(self.conn and self.conn.connected),
+            connected=bool(self.active and self.active.conn.connected),
             malformed_frames=handler.malformed if handler else 0,
             resyncs=handler.resyncs if handler else 0,
             frames=self.frames,
@@ -289,9 +467,10 @@ class MarketDataConnection(Actor):
         )
 
     def _close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+        for sess in (self.active, self.candidate):
+            if sess is not None:
+                sess.conn.close()
+        self.active = self.candidate = None
         if self.rest is not None:
             self.rest.close()
 

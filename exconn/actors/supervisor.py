@@ -17,6 +17,7 @@ from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExi
 from exconn import errors
 from exconn.actors.connection import MarketDataConnection
 from exconn.actors.lifeline import tie_to_parent
+from exconn.actors.md_messages import ConnectionSetup
 from exconn.actors.timers import Timers
 from exconn.logs import configure
 from exconn.messages import (
@@ -33,8 +34,9 @@ from exconn.messages import (
 from exconn.model.enums import Market
 from exconn.topics import parse_topic
 from exconn.transport.backoff import Backoff
+from exconn.transport.lifecycle import ShardPlanner
 from exconn.transport.rest import RestClient
-from exconn.venues.binance import endpoints
+from exconn.venues.binance import endpoints, urls
 from exconn.venues.binance.errors import error_for
 from exconn.venues.binance.parse import parse_exchange_info
 from exconn.venues.binance.wire import error_decoder, exchange_info_decoder
@@ -54,8 +56,10 @@ class SupervisorStatus:
 
 
 class _Child:
-    def __init__(self, market: str, name: str) -> None:
+    def __init__(self, market: str, route: str, shard: int, name: str) -> None:
         self.market = market
+        self.route = route  # USD-M "public" / "market"; "" for spot
+        self.shard = shard
         self.name = name
         self.address: Any = None
         self.started_at = 0.0
@@ -69,7 +73,9 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         self.instruments: dict[str, list[Any]] = {}  # market -> instruments
         self.demands: dict[str, tuple[Any, ...]] = {}  # topic -> subscribers
         self.pending: list[StreamDemand] = []  # demands waiting for instruments
-        self.children: dict[str, _Child] = {}  # market -> market-data connection
+        self.children: dict[str, _Child] = {}  # _key(market, route, shard) -> connection
+        # (market, route) -> which connection carries which topic (one stream per topic)
+        self.planners: dict[tuple[str, str], ShardPlanner] = {}
         self.restarts = 0
         self.timers = Timers(self)
         self.load_backoff = Backoff()
@@ -141,21 +147,42 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         if market not in self.instruments:
             self.pending.append(msg)
             return
+        route = urls.route_for(Market(market), parse_topic(msg.topic).kind)
+        planner = self._planner(market, route)
         if msg.subscribers:
             self.demands[msg.topic] = msg.subscribers
+            shard: int | None = planner.assign(msg.topic)
         else:
             self.demands.pop(msg.topic, None)
-        child = self._child(market)
+            shard = planner.release(msg.topic)
+            if shard is None:
+                return  # never opened
+        assert shard is not None
+        child = self._child(market, route, shard)
         if child.address is not None:
             self.send(child.address, SetRoute(topic=msg.topic, subscribers=msg.subscribers))
 
-    def _child(self, market: str) -> _Child:
-        child = self.children.get(market)
+    def _planner(self, market: str, route: str) -> ShardPlanner:
+        planner = self.planners.get((market, route))
+        if planner is None:
+            assert self.init is not None
+            cap = self.init.config.ws.max_streams_per_connection or urls.max_streams(Market(market))
+            planner = self.planners[(market, route)] = ShardPlanner(cap)
+        return planner
+
+    def _child(self, market: str, route: str, shard: int) -> _Child:
+        key = _key(market, route, shard)
+        child = self.children.get(key)
         if child is None:
-            child = _Child(market, f"{market}-md-0")
-            self.children[market] = child
+            name = f"{market}-{route}-md-{shard}" if route else f"{market}-md-{shard}"
+            child = _Child(market, route, shard, name)
+            self.children[key] = child
             self._start_child(child)
         return child
+
+    def _topics_of(self, child: _Child) -> list[str]:
+        planner = self.planners.get((child.market, child.route))
+        return planner.keys_of(child.shard) if planner is not None else []
 
     def _start_child(self, child: _Child) -> None:
         assert self.init is not None
@@ -164,19 +191,24 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         child.started_at = time.monotonic()
         self.send(
             child.address,
-            ConnectionInit(
-                exchange=self.init.exchange,
-                market=child.market,
-                name=child.name,
-                ws_url=venue_urls.ws,
-                rest_url=venue_urls.rest,
-                instruments=tuple(self.instruments[child.market]),
-                depth_limit=self.init.config.depth_limit,
-                log_level=self.init.log_level,
+            ConnectionSetup(
+                init=ConnectionInit(
+                    exchange=self.init.exchange,
+                    market=child.market,
+                    name=child.name,
+                    ws_url=urls.routed_base(venue_urls.ws, child.route),
+                    rest_url=venue_urls.rest,
+                    instruments=tuple(self.instruments[child.market]),
+                    depth_limit=self.init.config.depth_limit,
+                    log_level=self.init.log_level,
+                ),
+                settings=self.init.config.ws,
             ),
         )
-        for topic, subscribers in self.demands.items():
-            if parse_topic(topic).market == child.market:
+        # Reference-counted subscriptions survive a restart: replay this child's topics.
+        for topic in self._topics_of(child):
+            subscribers = self.demands.get(topic)
+            if subscribers:
                 self.send(child.address, SetRoute(topic=topic, subscribers=subscribers))
 
     def receiveMsg_ConnectionStarted(self, msg: ConnectionStarted, sender: Any) -> None:
@@ -199,18 +231,18 @@ class ExchangeSupervisor(ActorTypeDispatcher):
                 child.backoff.reset()
             delay = child.backoff.next_delay()
             self.log.warning("{} died; restarting in {:.1f} s", child.name, delay)
-            self._reset_books(child.market, f"{child.name} restarting")
-            self.timers.start(f"restart:{child.market}", delay)
+            self._reset_books(child, f"{child.name} restarting")
+            self.timers.start(f"restart:{_key(child.market, child.route, child.shard)}", delay)
 
-    def _reset_books(self, market: str, reason: str) -> None:
+    def _reset_books(self, child: _Child, reason: str) -> None:
         assert self.init is not None
-        for topic, subscribers in self.demands.items():
+        for topic in self._topics_of(child):
             t = parse_topic(topic)
-            if t.kind == "book" and t.market == market:
+            if t.kind == "book":
                 event = BookReset(
-                    exchange=self.init.exchange, market=market, symbol=t.symbol, reason=reason
+                    exchange=self.init.exchange, market=t.market, symbol=t.symbol, reason=reason
                 )
-                for sub in subscribers:
+                for sub in self.demands.get(topic, ()):
                     self.send(sub, EventBatch.of([event]))
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
@@ -233,3 +265,7 @@ class ExchangeSupervisor(ActorTypeDispatcher):
                 pid=os.getpid(),
             ),
         )
+
+
+def _key(market: str, route: str, shard: int) -> str:
+    return f"{market}:{route}:{shard}"

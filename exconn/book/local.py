@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from exconn.messages import BookDelta, BookReset, BookSnapshot
+from exconn.messages import BookDelta, BookReset, BookSnapshot, BookStale
 
 
 class LocalBook:
@@ -17,13 +17,23 @@ class LocalBook:
         self.bids: dict[Decimal, Decimal] = {}
         self.asks: dict[Decimal, Decimal] = {}
         self.update_id: int | None = None  # None: no valid book (never synced, or reset)
+        self.stale = False  # kept but not updating (socket lost); the next delta clears it
 
     @property
     def valid(self) -> bool:
         return self.update_id is not None
 
-    def on_event(self, event: BookSnapshot | BookDelta | BookReset) -> bool:
+    @property
+    def current(self) -> bool:
+        """A book to act on: synced and updating."""
+        return self.update_id is not None and not self.stale
+
+    def on_event(self, event: BookSnapshot | BookDelta | BookReset | BookStale) -> bool:
         """Apply an event; returns False (and invalidates the book) if a delta does not fit."""
+        if isinstance(event, BookStale):
+            self.stale = True
+            return True
+        self.stale = False
         if isinstance(event, BookSnapshot):
             self.bids = dict(event.bids)
             self.asks = dict(event.asks)

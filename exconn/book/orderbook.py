@@ -86,6 +86,27 @@ class OrderBook:
     def __len__(self) -> int:
         return len(self._bids) + len(self._asks)
 
+    def copy(self) -> OrderBook:
+        other = OrderBook(self.price_scale, self.qty_scale)
+        other.update_id = self.update_id
+        other._bids = dict(self._bids)
+        other._asks = dict(self._asks)
+        other._bid_keys = list(self._bid_keys)
+        other._ask_keys = list(self._ask_keys)
+        return other
+
+    def diff_to(self, other: OrderBook) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """Absolute level changes (wire strings, qty "0" removes) turning this book into
+        ``other``: lets a subscriber holding this book continue without a reset when exconn
+        had to rebuild the book from a snapshot (a replacement socket that missed events)."""
+        if (self.price_scale, self.qty_scale) != (other.price_scale, other.qty_scale):
+            raise ValueError("books of different scales")
+        ps, qs = self.price_scale, self.qty_scale
+        return (
+            _side_diff(self._bids, other._bids, ps, qs),
+            _side_diff(self._asks, other._asks, ps, qs),
+        )
+
     def _level(self, price: int, qty: int) -> tuple[Decimal, Decimal]:
         return scaled_to_decimal(price, self.price_scale), scaled_to_decimal(qty, self.qty_scale)
 
@@ -103,3 +124,13 @@ def _set(
         elif price in side:
             del side[price]
             del keys[bisect_left(keys, price)]
+
+
+def _text(value: int, scale: int) -> str:
+    return format(scaled_to_decimal(value, scale), "f")
+
+
+def _side_diff(old: dict[int, int], new: dict[int, int], ps: int, qs: int) -> list[tuple[str, str]]:
+    out = [(_text(p, ps), _text(q, qs)) for p, q in new.items() if old.get(p) != q]
+    out.extend((_text(p, ps), "0") for p in old if p not in new)
+    return out

@@ -94,6 +94,43 @@ class BookSync:
                 return SyncResult.GAP
         return SyncResult.SYNCED
 
+    @property
+    def fresh(self) -> bool:
+        """True while no diff has been applied since the snapshot (venues bridge differently)."""
+        return self._first
+
+    def adopt(
+        self, book: OrderBook, fresh: bool = False
+    ) -> tuple[SyncResult, list[tuple[int, Any]]]:
+        """Take ``book`` (a live book another socket built) as this sync's snapshot and replay
+        the buffered diffs onto it, returning the result and the ``(prev_id, diff)`` pairs
+        applied: the subscriber holds ``book``, so it needs each of them as a delta.
+
+        This is how a replacement socket continues a book without a REST snapshot and without
+        a reset (make-before-break). The caller has checked that the buffer reaches back to
+        ``book`` (no event missed in between); a GAP during the replay is handled as in
+        ``on_snapshot``.
+        """
+        buffered = self._buffer
+        self.book = book
+        self._live = True
+        # ``fresh``: the held book came from a snapshot no diff has continued yet.
+        self._first = fresh
+        self._buffer = []
+        applied: list[tuple[int, Any]] = []
+        for i, diff in enumerate(buffered):
+            prev = book.update_id
+            result = self._step(diff)
+            if result is SyncResult.GAP:
+                self._buffer.extend(buffered[i + 1 :])
+                return SyncResult.GAP, applied
+            if result is SyncResult.APPLIED:
+                applied.append((prev, diff))
+        return SyncResult.SYNCED, applied
+
+    def first_buffered(self) -> Any | None:
+        return self._buffer[0] if self._buffer else None
+
     def _step(self, diff: Any) -> SyncResult:
         rules = self.rules
         book = self.book

@@ -37,6 +37,9 @@ class WsConnection:
         self._rest = b""  # bytes of an incomplete frame
         self._fragments: list[bytes] | None = None  # a fragmented message being assembled
         self._closed_reason: str | None = None  # peer closed after messages not yet returned
+        # Pongs sent for server pings: the venue counts them against its per-connection
+        # message limit, so the caller's pacer must count them too.
+        self.pongs_sent = 0
 
     @property
     def connected(self) -> bool:
@@ -152,6 +155,7 @@ class WsConnection:
         fin = b0 & 0x80
         if opcode == OPCODE_PING:
             self._send_control(ws.pong, payload)
+            self.pongs_sent += 1
         elif opcode == OPCODE_PONG:
             pass
         elif opcode == OPCODE_CLOSE:

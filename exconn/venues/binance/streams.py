@@ -3,6 +3,20 @@ means for the books and subscribers (pure: the connection actor does the I/O aro
 
 Channel table (binance.md §6): topic kind ``book`` -> ``<s>@depth@100ms`` (diff depth, synced
 with REST snapshots under ``book_sync`` rules); ``trades`` -> ``<s>@trade``.
+
+Socket changes never show to subscribers as a gap or a duplicate:
+- A replacement socket (rotation before the 24 h cap, ``serverShutdown``, a silent stream)
+  runs as a *candidate* next to the live one: its diffs and trades are buffered per symbol
+  (``next_sync`` / ``next_trades``) until ``ready_to_promote()``, i.e. every live book can be
+  continued from the candidate's buffer. ``promote()`` then moves the candidate's buffers in.
+- The book a subscriber holds is kept as ``held`` when its socket goes away; the next socket's
+  diffs continue it (``BookSync.adopt``) when they reach back to it, otherwise a REST snapshot
+  rebuilds the book and the subscriber gets one catch-up ``BookDelta`` from the held book to
+  the new one instead of a ``BookReset``. Held books that stay unresolved too long are reset
+  by the actor (``expire_held``): a stale book is never kept silently.
+- Trades pass a per-symbol ``TradeTape``: ids at or below the last delivered one are dropped
+  (the overlap of two sockets), a jump in ids holds the stream until the missed trades are
+  fetched over REST (``symbols_needing_trades`` / ``on_rest_trades``).
 """
 
 from __future__ import annotations
@@ -16,7 +30,7 @@ from loguru import logger
 
 from exconn.book.orderbook import OrderBook
 from exconn.book.sync import BookSync, SyncResult
-from exconn.messages import BookReset, BookSnapshot
+from exconn.messages import BookDeltaText, BookReset, BookSnapshot, BookStale
 from exconn.model.enums import Market
 from exconn.model.instruments import Instrument
 from exconn.model.symbols import SymbolMap
@@ -24,10 +38,16 @@ from exconn.outbox import Outbox, Route, routes_of
 from exconn.topics import make_topic, parse_topic
 from exconn.venues.binance import urls
 from exconn.venues.binance.book_sync import SPOT_RULES, USDM_RULES
-from exconn.venues.binance.parse import EXCHANGE, encode_trade, parse_book_delta
+from exconn.venues.binance.parse import (
+    EXCHANGE,
+    encode_trade,
+    parse_book_delta,
+    parse_rest_trade,
+)
 from exconn.venues.binance.wire import (
     DepthSnapshot,
     DepthUpdate,
+    RestTrade,
     ServerShutdown,
     TradeEvent,
     combined_decoder,
@@ -36,6 +56,57 @@ from exconn.venues.binance.wire import (
 
 WIRE_DECIMALS = 8
 MALFORMED_LOG_EVERY = 1000  # log the first malformed frame, then one in this many
+
+
+class TradeTape:
+    """De-duplicates and gap-checks one symbol's trades by id (Binance trade ids are
+    consecutive per symbol, so a jump means trades were missed)."""
+
+    __slots__ = ("hold", "last", "lost")
+
+    def __init__(self) -> None:
+        self.last: int | None = None  # id of the last trade delivered
+        self.hold: list[TradeEvent] | None = None  # live trades waiting behind a backfill
+        self.lost = 0  # trades that could not be recovered
+
+    def offer(self, trade: TradeEvent) -> bool:
+        """True: deliver ``trade`` now. False: a duplicate (dropped) or held for a backfill."""
+        tid = trade.t
+        if self.hold is not None:
+            if not self.hold or tid > self.hold[-1].t:
+                self.hold.append(trade)
+            return False
+        last = self.last
+        if last is not None:
+            if tid <= last:
+                return False
+            if tid > last + 1:
+                self.hold = [trade]
+                return False
+        self.last = tid
+        return True
+
+    def backfill(self, rows: Sequence[RestTrade]) -> tuple[list[RestTrade], list[TradeEvent]]:
+        """Resolve a hold with REST trades (ascending ids): what to deliver, in order."""
+        held = self.hold or []
+        self.hold = None
+        last = self.last if self.last is not None else -1
+        upto = held[0].t if held else None
+        rest = [r for r in rows if r.id > last and (upto is None or r.id < upto)]
+        expected = (upto - last - 1) if upto is not None and last >= 0 else len(rest)
+        self.lost += max(0, expected - len(rest))
+        if rest:
+            self.last = rest[-1].id
+        live: list[TradeEvent] = []
+        for t in held:
+            if self.last is None or t.t > self.last:
+                live.append(t)
+                self.last = t.t
+        return rest, live
+
+    def reset(self) -> None:
+        self.last = None
+        self.hold = None
 
 
 @dataclass
@@ -48,6 +119,12 @@ class SymbolFeed:
     sync: BookSync
     book_routes: tuple[Route, ...] = ()
     trade_routes: tuple[Route, ...] = ()
+    # The book subscribers hold while the current socket has not continued it yet.
+    held: OrderBook | None = None
+    held_fresh: bool = False
+    next_sync: BookSync | None = None  # the candidate socket's diffs (make-before-break)
+    next_trades: list[TradeEvent] = field(default_factory=list)
+    tape: TradeTape = field(default_factory=TradeTape)
 
 
 @dataclass
@@ -98,8 +175,13 @@ class StreamHandler:
                     out.add(fresh, self._snapshot_event(feed))
             if not routes:
                 feed.sync.reset()
+                feed.held = None
+                feed.next_sync = None
         else:
             feed.trade_routes = routes
+            if not routes:
+                feed.tape.reset()
+                feed.next_trades = []
         if routes and stream not in self.streams:
             self.streams.add(stream)
             change.subscribe.append(stream)
@@ -113,7 +195,7 @@ class StreamHandler:
         if feed is None:
             inst = self._instruments[venue_symbol]
             # Binance sends every price and quantity with at most 8 decimals.
-            book = OrderBook(WIRE_DECIMALS, WIRE_DECIMALS)
+            book = self._new_book()
             feed = SymbolFeed(
                 instrument=inst,
                 book_topic=make_topic("book", EXCHANGE, self.market_name, inst.symbol),
@@ -124,16 +206,32 @@ class StreamHandler:
         return feed
 
     # -- frames ---------------------------------------------------------------------------------
-    def on_frames(self, frames: Iterable[bytes], out: Outbox) -> None:
+    def on_frames(
+        self,
+        frames: Iterable[bytes],
+        out: Outbox,
+        *,
+        candidate: bool = False,
+        seen: dict[str, float] | None = None,
+        now: float = 0.0,
+    ) -> None:
+        """Handle frames of the live socket, or buffer those of a ``candidate`` replacement.
+        ``seen`` (stream -> ``now``) records which streams spoke, for the liveness watchdog."""
+        if candidate:
+            self._on_candidate_frames(frames, seen, now)
+            return
         decode = combined_decoder.decode
         feeds = self.feeds
         market = self.market_name
         for raw in frames:
             try:
-                data = decode(raw).data
+                msg = decode(raw)
             except msgspec.DecodeError:
                 self._not_an_event(raw)
                 continue
+            data = msg.data
+            if seen is not None:
+                seen[msg.stream] = now
             if type(data) is DepthUpdate:
                 feed = feeds.get(data.s)
                 if feed is None or not feed.book_routes:
@@ -141,6 +239,8 @@ class StreamHandler:
                 sync = feed.sync
                 if not sync.live:
                     sync.on_diff(data)
+                    if feed.held is not None:
+                        self._bridge(feed, out)
                     continue
                 prev = sync.book.update_id
                 try:
@@ -167,10 +267,149 @@ class StreamHandler:
                     out.add(feed.book_routes, self._reset_event(feed, f"gap after {prev}"))
             elif type(data) is TradeEvent:
                 feed = feeds.get(data.s)
-                if feed is not None and feed.trade_routes:
+                if feed is not None and feed.trade_routes and feed.tape.offer(data):
                     out.add(feed.trade_routes, encode_trade(data, market, feed.instrument.symbol))
             elif type(data) is ServerShutdown:
                 self.shutdown_notices += 1
+
+    def _on_candidate_frames(
+        self, frames: Iterable[bytes], seen: dict[str, float] | None, now: float
+    ) -> None:
+        decode = combined_decoder.decode
+        for raw in frames:
+            try:
+                msg = decode(raw)
+            except msgspec.DecodeError:
+                self._not_an_event(raw)
+                continue
+            data = msg.data
+            if seen is not None:
+                seen[msg.stream] = now
+            if type(data) is DepthUpdate:
+                feed = self.feeds.get(data.s)
+                if feed is not None and feed.book_routes:
+                    if feed.next_sync is None:
+                        feed.next_sync = BookSync(self._rules, self._new_book())
+                    feed.next_sync.on_diff(data)
+            elif type(data) is TradeEvent:
+                feed = self.feeds.get(data.s)
+                if feed is not None and feed.trade_routes:
+                    feed.next_trades.append(data)
+            # A serverShutdown on the candidate shows as its close; nothing to do here.
+
+    # -- socket changes -------------------------------------------------------------------------
+    def begin_candidate(self) -> None:
+        """A replacement socket opens: buffer its data apart from the live socket's."""
+        for feed in self.feeds.values():
+            feed.next_sync = BookSync(self._rules, self._new_book()) if feed.book_routes else None
+            feed.next_trades = []
+
+    def drop_candidate(self) -> None:
+        for feed in self.feeds.values():
+            feed.next_sync = None
+            feed.next_trades = []
+
+    def ready_to_promote(self) -> bool:
+        """True when the candidate can take over every live book without a gap: each one's
+        buffered diffs reach back to the book subscribers hold."""
+        for feed in self.feeds.values():
+            if not feed.book_routes or not feed.sync.live:
+                continue
+            nxt = feed.next_sync
+            first = nxt.first_buffered() if nxt is not None else None
+            if first is None or not self._reaches(feed.sync.book.update_id, first):
+                return False
+        return True
+
+    def promote(self, out: Outbox) -> None:
+        """The candidate becomes the live socket (the old one is closed by the caller)."""
+        market = self.market_name
+        for feed in self.feeds.values():
+            if feed.book_routes:
+                if feed.sync.live:
+                    feed.held, feed.held_fresh = feed.sync.book, feed.sync.fresh
+                feed.sync = feed.next_sync or BookSync(self._rules, self._new_book())
+                if feed.held is not None:
+                    self._bridge(feed, out)
+            feed.next_sync = None
+            trades, feed.next_trades = feed.next_trades, []
+            for t in trades:
+                if feed.trade_routes and feed.tape.offer(t):
+                    out.add(feed.trade_routes, encode_trade(t, market, feed.instrument.symbol))
+
+    def on_disconnect(self, reason: str, out: Outbox, *, announce: bool = True) -> None:
+        """The live socket is gone. Live books are held (subscribers keep them, unchanged)
+        until the next socket continues them or ``expire_held`` gives up; books still syncing
+        were never delivered, so they just start over. Unless a replacement socket takes
+        over at once (``announce=False``), subscribers are told their book is stale: a book
+        that silently stops updating looks like a quiet market."""
+        for feed in self.feeds.values():
+            if feed.book_routes and feed.sync.live:
+                feed.held, feed.held_fresh = feed.sync.book, feed.sync.fresh
+                feed.sync = BookSync(self._rules, self._new_book())
+                if announce:
+                    out.add(feed.book_routes, self._stale_event(feed, reason))
+            else:
+                feed.sync.reset()
+
+    def held_symbols(self) -> list[str]:
+        return [s for s, f in self.feeds.items() if f.held is not None]
+
+    def expire_held(self, reason: str, out: Outbox) -> None:
+        """Books held too long: subscribers must drop them (a snapshot follows on resync)."""
+        for feed in self.feeds.values():
+            if feed.held is not None:
+                feed.held = None
+                self.resyncs += 1
+                out.add(feed.book_routes, self._reset_event(feed, reason))
+
+    def _reaches(self, book_id: int, first: DepthUpdate) -> bool:
+        """Does a diff chain starting at ``first`` continue a book at ``book_id``?"""
+        if self.market is Market.SPOT:
+            return not self._rules.snapshot_too_old(book_id, first)
+        # USD-M: consecutive events chain through pu, so the chain covers the event after
+        # book_id exactly when it starts at or before it.
+        if first.pu is not None:
+            return first.pu <= book_id
+        return first.U <= book_id + 1
+
+    def _bridge(self, feed: SymbolFeed, out: Outbox) -> None:
+        """Continue the held book with the current socket's buffered diffs, if they reach it."""
+        held = feed.held
+        first = feed.sync.first_buffered()
+        if held is None or first is None or not self._reaches(held.update_id, first):
+            return  # not yet, or events were missed: a REST snapshot decides (on_snapshot)
+        feed.held = None
+        result, applied = feed.sync.adopt(held, feed.held_fresh)
+        symbol = feed.instrument.symbol
+        for prev, diff in applied:
+            out.add(
+                feed.book_routes,
+                parse_book_delta(diff.b, diff.a, self.market_name, symbol, prev, diff.u, diff.E),
+            )
+        if result is SyncResult.GAP:
+            self.resyncs += 1
+            out.add(feed.book_routes, self._reset_event(feed, "gap after socket change"))
+
+    def _new_book(self) -> OrderBook:
+        return OrderBook(WIRE_DECIMALS, WIRE_DECIMALS)
+
+    # -- trade backfill -------------------------------------------------------------------------
+    def symbols_needing_trades(self) -> list[str]:
+        return [s for s, f in self.feeds.items() if f.trade_routes and f.tape.hold is not None]
+
+    def on_rest_trades(self, venue_symbol: str, rows: Sequence[RestTrade], out: Outbox) -> int:
+        """Deliver the trades a socket change missed, then the live ones held behind them.
+        Returns how many could not be recovered (older than the REST window)."""
+        feed = self.feeds[venue_symbol]
+        before = feed.tape.lost
+        rest, live = feed.tape.backfill(sorted(rows, key=lambda r: r.id))
+        symbol = feed.instrument.symbol
+        for row in rest:
+            out.add(feed.trade_routes, parse_rest_trade(row, self.market_name, symbol))
+        for t in live:
+            out.add(feed.trade_routes, encode_trade(t, self.market_name, symbol))
+        return feed.tape.lost - before
 
     def _not_an_event(self, raw: bytes) -> None:
         try:
@@ -200,17 +439,28 @@ class StreamHandler:
         feed = self.feeds[venue_symbol]
         result = feed.sync.on_snapshot(snapshot.lastUpdateId, snapshot.bids, snapshot.asks)
         if result is SyncResult.SYNCED:
-            out.add(feed.book_routes, self._snapshot_event(feed))
+            held, feed.held = feed.held, None
+            book = feed.sync.book
+            if held is not None and book.update_id > held.update_id:
+                # Subscribers hold `held`: one delta to the rebuilt book instead of a reset.
+                bids, asks = held.diff_to(book)
+                out.add(
+                    feed.book_routes,
+                    BookDeltaText(
+                        exchange=EXCHANGE,
+                        market=self.market_name,
+                        symbol=feed.instrument.symbol,
+                        prev_update_id=held.update_id,
+                        update_id=book.update_id,
+                        bids=bids,
+                        asks=asks,
+                    ),
+                )
+            else:
+                out.add(feed.book_routes, self._snapshot_event(feed))
         elif result is SyncResult.GAP:
             self.resyncs += 1
         return result
-
-    def on_disconnect(self, reason: str, out: Outbox) -> None:
-        """The socket is gone: every live or syncing book is void until resynced."""
-        for feed in self.feeds.values():
-            if feed.book_routes and (feed.sync.live or feed.sync.needs_snapshot()):
-                out.add(feed.book_routes, self._reset_event(feed, reason))
-            feed.sync.reset()
 
     def _snapshot_event(self, feed: SymbolFeed) -> BookSnapshot:
         book = feed.sync.book
@@ -221,6 +471,11 @@ class StreamHandler:
             update_id=book.update_id,
             bids=tuple(book.bids()),
             asks=tuple(book.asks()),
+        )
+
+    def _stale_event(self, feed: SymbolFeed, reason: str) -> BookStale:
+        return BookStale(
+            exchange=EXCHANGE, market=self.market_name, symbol=feed.instrument.symbol, reason=reason
         )
 
     def _reset_event(self, feed: SymbolFeed, reason: str) -> BookReset:

@@ -55,3 +55,44 @@ def stream_for(kind: str, venue_symbol: str) -> str:
 
 def combined_url(ws_base: str, streams: list[str]) -> str:
     return f"{ws_base.rstrip('/')}/stream?streams={'/'.join(streams)}"
+
+
+# USD-M routed URLs (binance.md §8.1): high-frequency book streams on /public, the rest on
+# /market; an unrouted connection only gets /public streams.
+PUBLIC_ROUTE = "public"
+MARKET_ROUTE = "market"
+MAX_STREAMS_PER_CONNECTION_USDM = 200
+DEPTH_SILENCE_S = 0.1  # @depth@100ms: one event per 100 ms while the book changes
+
+
+def max_streams(market: Market) -> int:
+    return MAX_STREAMS_PER_CONNECTION if market is Market.SPOT else MAX_STREAMS_PER_CONNECTION_USDM
+
+
+def route_for(market: Market, kind: str) -> str:
+    """The USD-M route a topic kind's stream is served on ("" for spot: one base URL)."""
+    if market is Market.SPOT:
+        return ""
+    return PUBLIC_ROUTE if kind in ("book", "bbo") else MARKET_ROUTE
+
+
+def routed_base(ws_base: str, route: str) -> str:
+    """The base URL of a route. A configured USD-M URL may already name a route
+    (``wss://fstream.binance.com/public``): it is replaced, never doubled."""
+    base = ws_base.rstrip("/")
+    for known in (PUBLIC_ROUTE, MARKET_ROUTE):
+        if base.endswith("/" + known):
+            base = base[: -len(known) - 1]
+    return f"{base}/{route}" if route else base
+
+
+def expected_cadence(stream: str) -> float | None:
+    """How often a stream speaks when the market moves (None: only on events, e.g. trades,
+    so silence proves nothing)."""
+    if "@depth" in stream:
+        return DEPTH_SILENCE_S
+    return None
+
+
+def recent_trades_path(market: Market) -> str:
+    return "/api/v3/trades" if market is Market.SPOT else "/fapi/v1/trades"
