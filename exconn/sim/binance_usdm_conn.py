@@ -1,19 +1,19 @@
 """One USD-M WebSocket client: route, streams, limits, and the single task writing to it.
 
-Every outbound frame goes through one queue so acks and events keep their order and a slow
-client never stalls the others.
+The queue and writer task are the shared `QueuedWriter`. What is USD-M's own: frames are
+str (the core builds malformed frames itself, as separate texts), and once a close frame is
+queued the connection is `closing` and takes nothing more.
 """
 
-import asyncio
-import contextlib
 from collections import Counter
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from exconn.sim.limits import WsConnectionLimits
+from exconn.sim.ws_writer import OutClose, OutPing, QueuedWriter
 
-MAX_QUEUED_FRAMES = 100_000
+__all__ = ["OutClose", "OutPing", "OutText", "Outbound", "UsdmConnection"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,21 +21,10 @@ class OutText:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class OutPing:
-    payload: bytes
+Outbound = OutText | OutPing | OutClose
 
 
-@dataclass(frozen=True, slots=True)
-class OutClose:
-    code: int
-    message: bytes
-
-
-Outbound = OutText | OutPing | OutClose | None  # None stops the writer
-
-
-class UsdmConnection:
+class UsdmConnection(QueuedWriter[Outbound]):
     def __init__(
         self,
         conn_id: int,
@@ -49,8 +38,7 @@ class UsdmConnection:
         listen_key: str | None = None,
         events: frozenset[str] | None = None,
     ) -> None:
-        self.id = conn_id
-        self.ws = ws
+        super().__init__(conn_id, ws, request, stats)
         self.route = route  # "public", "market" or "private"
         self.combined = combined
         self.streams: dict[str, None] = dict.fromkeys(streams)  # ordered set
@@ -58,20 +46,15 @@ class UsdmConnection:
         self.listen_key = listen_key
         self.events = events  # private: event types wanted (None: all)
         self.last_ping_ms = limits.opened_ms
-        self._request = request
-        self._stats = stats
-        self._queue: asyncio.Queue[Outbound] = asyncio.Queue()
-        self._writer: asyncio.Task[None] | None = None
         self.closing = False
 
-    def start_writer(self) -> None:
-        self._writer = asyncio.get_running_loop().create_task(self._run())
-
-    def send(self, item: OutText | OutPing | OutClose) -> bool:
+    def send(self, item: Outbound) -> bool:
         """Queue a frame; False when the client is too far behind (the caller drops it)."""
+        # After a close frame (lifetime, shutdown, rate limit) Binance sends nothing more;
+        # swallowing here also keeps the caller from dropping a socket that is going anyway.
         if self.closing:
             return True
-        if self._queue.qsize() >= MAX_QUEUED_FRAMES:
+        if self._queue.qsize() >= self._max_queue:
             return False
         if isinstance(item, OutClose):
             self.closing = True
@@ -79,34 +62,14 @@ class UsdmConnection:
         return True
 
     def abort(self) -> None:
-        """Close the TCP connection without a close frame, as a network failure would."""
         self.closing = True
-        transport = self._request.transport
-        if transport is not None:
-            transport.abort()
+        super().abort()
 
-    async def stop(self) -> None:
-        if self._writer is None:
-            return
-        self._queue.put_nowait(None)
-        try:
-            await asyncio.wait_for(asyncio.shield(self._writer), timeout=1.0)
-        except (TimeoutError, asyncio.CancelledError, ConnectionError):
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                await self._writer
-
-    async def _run(self) -> None:
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            while (item := await self._queue.get()) is not None:
-                if self.ws.closed:
-                    return
-                if isinstance(item, OutText):
-                    await self.ws.send_str(item.text)
-                    self._stats["frames_sent"] += 1
-                elif isinstance(item, OutPing):
-                    await self.ws.ping(item.payload)
-                    self._stats["pings_sent"] += 1
-                else:
-                    await self.ws.close(code=item.code, message=item.message)
-                    return
+    async def _write(self, item: Outbound) -> bool:
+        if self.ws.closed:
+            return False
+        if isinstance(item, OutText):
+            await self.ws.send_str(item.text)
+            self._stats["frames_sent"] += 1
+            return True
+        return await self._write_control(item)

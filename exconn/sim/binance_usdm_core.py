@@ -8,8 +8,6 @@ event (fault) still spends its ids and still becomes the next event's `pu`, so a
 that missed it sees `pu != previous u`, exactly as after a real loss.
 """
 
-import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -28,8 +26,9 @@ from exconn.sim.binance_usdm_wire import (
     mark_price,
     partial_depth,
 )
+from exconn.sim.core_common import close_all, drop_all, market_spec, skewed, symbol_index
 from exconn.sim.fault_registry import FaultKind, FaultRegistry
-from exconn.sim.market import Interval, Market, MarketSpec
+from exconn.sim.market import Interval, Market
 from exconn.sim.symbols import SimSymbol
 
 VENUE = "binance_usdm"
@@ -62,23 +61,12 @@ class UsdmCore:
         ping_interval_ms: int = 180_000,
         on_connections: Callable[[int], None] = lambda n: None,
     ) -> None:
-        if not symbols:
-            raise ValueError("at least one symbol is required")
-        self.symbols = {s.symbol: s for s in symbols}
-        if len(self.symbols) != len(symbols):
-            raise ValueError("duplicate symbol")
+        self.symbols = symbol_index(symbols)
         self.seed = seed
         self.levels = levels
         self.clock = clock
         self.fmts = {s.symbol: ContractFormat(s) for s in symbols}
-        self.market = Market(
-            [
-                MarketSpec(s.symbol, s.mid_ticks, s.min_qty_steps, s.max_level_steps)
-                for s in symbols
-            ],
-            levels,
-            seed,
-        )
+        self.market = Market([market_spec(s) for s in symbols], levels, seed)
         self.history = {s.symbol: TradeHistory(self.fmts[s.symbol], s.mid_ticks) for s in symbols}
         self.prev_u = {s: self.market.get(s).book.update_id for s in self.symbols}
         self._tops: dict[str, tuple[tuple[int, int], tuple[int, int]] | None] = dict.fromkeys(
@@ -109,8 +97,7 @@ class UsdmCore:
 
     # ------------------------------------------------------------------- clock
     def now_ms(self) -> int:
-        skew = self.faults.active(FaultKind.CLOCK_SKEW, self.clock(), venue=VENUE)
-        return self.clock() + (int(skew.params.get("skew_ms", 0)) if skew else 0)
+        return skewed(self.faults, VENUE, self.clock())
 
     def mark_ticks(self, symbol: str) -> int:
         """Mark price = book mid on the tick grid (no index, no premium in the sim)."""
@@ -337,7 +324,7 @@ class UsdmCore:
         if self.connections.pop(conn.id, None) is None:
             return
         self._on_connections(len(self.connections))
-        await conn.stop()
+        await conn.stop_writer()
 
     def subscriptions(self) -> dict[str, None]:
         union: dict[str, None] = {}
@@ -346,15 +333,7 @@ class UsdmCore:
         return union
 
     def drop_connections(self) -> int:
-        conns = list(self.connections.values())
-        for conn in conns:
-            conn.abort()
-        self.stats["connections_dropped"] += len(conns)
-        return len(conns)
+        return drop_all(self.connections, self.stats)
 
     async def close_all(self) -> None:
-        for conn in list(self.connections.values()):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.ws.close(code=1001, message=b"shutdown"), 1.0)
-            conn.abort()
-            await self.remove_connection(conn)
+        await close_all(self.connections, self.remove_connection)

@@ -7,8 +7,8 @@ reported the ledger has already settled it.
 """
 
 import asyncio
-import time
 from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -23,9 +23,10 @@ from exconn.sim.bybit_conn import BybitConnection
 from exconn.sim.bybit_orders import Execution, UserOrder, new_execution
 from exconn.sim.bybit_tape import INTERVAL_MS, Tape, TapeTrade
 from exconn.sim.bybit_wire import CATEGORIES, Wire, deterministic_uuid
+from exconn.sim.core_common import close_all, market_spec, skewed, wall_ms
 from exconn.sim.fault_registry import FaultKind, FaultRegistry
 from exconn.sim.limits import BybitLimiter
-from exconn.sim.market import Interval, Market, MarketSpec
+from exconn.sim.market import Interval, Market
 from exconn.sim.matching import Batch, OrderEvent, Reason, Side
 from exconn.sim.symbols import SimSymbol
 
@@ -36,16 +37,13 @@ LINEAR_FEES = FeeRates(Decimal("0.0002"), Decimal("0.00055"))  # Bybit derivativ
 _encode = msgspec.json.Encoder().encode
 
 
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class BybitCore:
     def __init__(
         self,
         symbols: dict[str, list[SimSymbol]],
         seed: int,
         levels: int,
+        on_connections: Callable[[int], None] = lambda n: None,
     ) -> None:
         self.seed = seed
         self.levels = levels
@@ -57,9 +55,7 @@ class BybitCore:
         self.ledgers: dict[str, Ledger] = {}
         for index, cat in enumerate(CATEGORIES):
             syms = list(self.symbols[cat].values())
-            specs = [
-                MarketSpec(s.symbol, s.mid_ticks, s.min_qty_steps, s.max_level_steps) for s in syms
-            ]
+            specs = [market_spec(s) for s in syms]
             # A distinct seed per category, so spot and linear books differ but both repeat.
             market = Market(specs, levels, seed * 10 + index)
             self.markets[cat] = market
@@ -82,6 +78,7 @@ class BybitCore:
         self.paused = False
         self.connections: dict[int, BybitConnection] = {}
         self._next_conn = 1
+        self._on_connections = on_connections
         self.orders: dict[str, UserOrder] = {}  # by orderId
         self._by_engine: dict[tuple[str, str, int], UserOrder] = {}
         self._pending: UserOrder | None = None
@@ -92,8 +89,7 @@ class BybitCore:
 
     # ------------------------------------------------------------------ clock
     def now(self) -> int:
-        fault = self.faults.active(FaultKind.CLOCK_SKEW, wall_ms(), venue=VENUE)
-        return wall_ms() + (int(fault.params.get("skew_ms", 0)) if fault else 0)
+        return skewed(self.faults, VENUE, wall_ms())
 
     # ----------------------------------------------------------------- market
     def tick(self) -> None:
@@ -283,6 +279,7 @@ class BybitCore:
         self.connections[conn.id] = conn
         conn.start_writer()
         self.stats["connections_opened"] += 1
+        self._on_connections(len(self.connections))
 
     def next_conn_id(self) -> int:
         self._next_conn += 1
@@ -290,7 +287,11 @@ class BybitCore:
 
     async def close_connection(self, conn: BybitConnection) -> None:
         if self.connections.pop(conn.id, None) is not None:
+            self._on_connections(len(self.connections))
             await conn.stop_writer()
+
+    async def close_all(self) -> None:
+        await close_all(self.connections, self.close_connection)
 
     def stalled(self, conn: BybitConnection) -> bool:
         return (

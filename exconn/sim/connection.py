@@ -1,11 +1,11 @@
-"""One client WebSocket: its subscriptions and the single task that writes to it.
+"""One Binance spot WebSocket client: its subscriptions, WS API session and writer.
 
-Every outbound frame goes through one queue so a control-message ack can never overtake
-or be overtaken by market events, and a slow client never stalls the others.
+The queue and writer task are the shared `QueuedWriter`; what is spot's own is the flood
+(raw pre-encoded frames written straight to the transport), a STALL that parks the writer
+on an Event, and malformed frames that mimic the stream they precede.
 """
 
 import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -14,17 +14,16 @@ from typing import Any
 from aiohttp import web
 
 from exconn.sim.faults import malformed_frame
+from exconn.sim.ws_writer import MAX_QUEUED_FRAMES, OutClose, OutPing, QueuedWriter
+
+__all__ = ["Connection", "OutClose", "OutFlood", "OutPing", "OutText", "Outbound"]
 
 
 @dataclass(frozen=True, slots=True)
 class OutText:
+    # Bytes, not str: most spot frames are pre-encoded once and shared by every subscriber.
     data: bytes
     stream: str | None = None  # set on market events: malformed frames mimic their stream
-
-
-@dataclass(frozen=True, slots=True)
-class OutPing:
-    payload: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,33 +33,25 @@ class OutFlood:
     on_done: Callable[[bool], None]  # called with True when every chunk was written
 
 
-@dataclass(frozen=True, slots=True)
-class OutClose:
-    """Close with a close frame after everything queued before it has been written."""
-
-    code: int
-    message: bytes = b""
+Outbound = OutText | OutPing | OutFlood | OutClose
 
 
-Outbound = OutText | OutPing | OutFlood | OutClose | None  # None stops the writer
-
-
-class Connection:
+class Connection(QueuedWriter[Outbound]):
     def __init__(
-        self, conn_id: int, ws: web.WebSocketResponse, request: web.Request, combined: bool,
-        streams: Iterable[str], stats: Counter[str], max_queue: int,
+        self,
+        conn_id: int,
+        ws: web.WebSocketResponse,
+        request: web.Request,
+        combined: bool,
+        streams: Iterable[str],
+        stats: Counter[str],
+        max_queue: int = MAX_QUEUED_FRAMES,
     ) -> None:
-        self.id = conn_id
-        self.ws = ws
+        super().__init__(conn_id, ws, request, stats, max_queue)
         self.combined = combined
         self.streams: dict[str, None] = dict.fromkeys(streams)  # ordered set
         self.malformed_pending = 0
         self.pongs = 0
-        self._request = request
-        self._stats = stats
-        self._max_queue = max_queue
-        self._queue: asyncio.Queue[Outbound] = asyncio.Queue()
-        self._writer: asyncio.Task[None] | None = None
         self.path = request.path
         self.ip = request.remote or ""
         self.opened_ms = 0
@@ -71,55 +62,32 @@ class Connection:
         self.flowing = asyncio.Event()
         self.flowing.set()
 
-    def start_writer(self) -> None:
-        self._writer = asyncio.get_running_loop().create_task(self._run_writer())
-
-    def send(self, item: OutText | OutPing | OutFlood | OutClose) -> bool:
+    def send(self, item: Outbound) -> bool:
         """Queue a frame; False means the client fell too far behind and should be dropped."""
-        if self._queue.qsize() >= self._max_queue:
-            return False
-        self._queue.put_nowait(item)
-        return True
-
-    def abort(self) -> None:
-        """Close the TCP connection without a close frame, as a network failure would."""
-        transport = self._request.transport
-        if transport is not None:
-            transport.abort()
+        return self._enqueue(item)
 
     async def stop_writer(self) -> None:
         if self._writer is None:
             return
-        self._queue.put_nowait(None)
-        try:
-            await asyncio.wait_for(asyncio.shield(self._writer), timeout=1.0)
-        except (TimeoutError, asyncio.CancelledError, ConnectionError):
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                await self._writer
+        await super().stop_writer()
         # A flood still queued must report back, or the market would stay frozen for it.
         for _ in range(self._queue.qsize()):
             item = self._queue.get_nowait()
             if isinstance(item, OutFlood):
                 item.on_done(False)
 
-    async def _run_writer(self) -> None:
-        # The loop ends on the None sentinel or when the socket goes away.
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            while (item := await self._queue.get()) is not None:
-                await self.flowing.wait()
-                if isinstance(item, OutFlood):
-                    await self._flood(item)
-                elif self.ws.closed:
-                    return
-                elif isinstance(item, OutText):
-                    await self._send_text(item)
-                elif isinstance(item, OutClose):
-                    await self.ws.close(code=item.code, message=item.message)
-                    return
-                else:
-                    await self.ws.ping(item.payload)
-                    self._stats["pings_sent"] += 1
+    async def _write(self, item: Outbound) -> bool:
+        await self.flowing.wait()
+        if isinstance(item, OutFlood):
+            # Even on a closed socket, so the flood reports back and the market unfreezes.
+            await self._flood(item)
+            return True
+        if self.ws.closed:
+            return False
+        if isinstance(item, OutText):
+            await self._send_text(item)
+            return True
+        return await self._write_control(item)
 
     async def _flood(self, item: OutFlood) -> None:
         completed = False

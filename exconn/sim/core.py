@@ -6,11 +6,8 @@ interleave half-way.
 """
 
 import asyncio
-import contextlib
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -20,40 +17,39 @@ from exconn.sim import control
 from exconn.sim.binance_spot_marketdata import INTERVALS, SymbolData
 from exconn.sim.binance_spot_trading import SpotTrading
 from exconn.sim.connection import Connection, OutClose, OutFlood, OutPing, OutText
+from exconn.sim.core_common import (
+    BookView,
+    close_all,
+    drop_all,
+    market_spec,
+    skewed,
+    symbol_index,
+    wall_ms,
+)
 from exconn.sim.fault_registry import FaultKind, FaultRegistry
 from exconn.sim.flood_plan import FloodPlan
 from exconn.sim.limits import WS_CLOSE_POLICY_VIOLATION, BinanceLimiter, WsConnectionLimits
-from exconn.sim.market import Book, Interval, Market, MarketSpec
+from exconn.sim.market import Book, Interval, Market
 from exconn.sim.symbols import SimSymbol
 from exconn.sim.weights import WeightCounter
 from exconn.sim.wire import SymbolWire, combined, encode
+from exconn.sim.ws_writer import MAX_QUEUED_FRAMES
 
-MAX_QUEUED_FRAMES = 100_000  # per connection; beyond this the client is a lost cause
 VENUE = "binance_spot"  # how faults name this venue
 PARTIAL_DEPTHS = (5, 10, 20)
 KLINE_STREAM_MS = 2000  # kline pushes: every 2 s (1 s for the 1s interval), as documented
 TICKER_STREAM_MS = 1000
-BookView = tuple[int, list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def market_spec(sym: SimSymbol) -> MarketSpec:
-    return MarketSpec(sym.symbol, sym.mid_ticks, sym.min_qty_steps, sym.max_level_steps)
 
 
 class SpotCore:
     def __init__(
-        self, symbols: list[SimSymbol], seed: int, levels: int,
+        self,
+        symbols: list[SimSymbol],
+        seed: int,
+        levels: int,
         on_connections: Callable[[int], None] = lambda n: None,
     ) -> None:
-        if not symbols:
-            raise ValueError("at least one symbol is required")
-        self.symbols = {s.symbol: s for s in symbols}
-        if len(self.symbols) != len(symbols):
-            raise ValueError("duplicate symbol")
+        self.symbols = symbol_index(symbols)
         self.seed = seed
         self.levels = levels
         self.wires = {s.symbol: SymbolWire(s) for s in symbols}
@@ -102,9 +98,7 @@ class SpotCore:
 
     def clock(self) -> int:
         """The venue's clock: wall time plus any CLOCK_SKEW fault."""
-        now = wall_ms()
-        fault = self.faults.active(FaultKind.CLOCK_SKEW, now, venue=VENUE)
-        return now + int(fault.params.get("skew_ms", 0)) if fault else now
+        return skewed(self.faults, VENUE, wall_ms())
 
     def _every(self, period_ms: int) -> bool:
         """True on the ticks that fall on a `period_ms` grid (counted in steps, so a paused
@@ -154,7 +148,7 @@ class SpotCore:
         head = f"{prefix}@kline_"
         for conn in self.connections.values():
             wanted.update(s for s in conn.streams if s.startswith(head))
-        return {s for s in wanted if s[len(head):] in INTERVALS}
+        return {s for s in wanted if s[len(head) :] in INTERVALS}
 
     def _wanted(self, stream: str) -> bool:
         return any(stream in conn.streams for conn in self.connections.values())
@@ -181,7 +175,10 @@ class SpotCore:
             if stream not in conn.streams:
                 continue
             if symbol is not None and self.faults.take(
-                FaultKind.SKIP_SEQUENCE, wall_ms(), venue=VENUE, symbol=symbol,
+                FaultKind.SKIP_SEQUENCE,
+                wall_ms(),
+                venue=VENUE,
+                symbol=symbol,
                 connection=conn.id,
             ):
                 continue  # a fault aimed at this connection only (untargeted ones fired above)
@@ -205,7 +202,10 @@ class SpotCore:
 
     # ------------------------------------------------------------ connections
     def open_connection(
-        self, ws: web.WebSocketResponse, request: web.Request, is_combined: bool,
+        self,
+        ws: web.WebSocketResponse,
+        request: web.Request,
+        is_combined: bool,
         streams: list[str],
     ) -> Connection:
         conn = Connection(
@@ -214,7 +214,8 @@ class SpotCore:
         self._next_conn_id += 1
         conn.opened_ms = wall_ms()
         conn.limits = WsConnectionLimits(
-            conn.opened_ms, max_per_second=self.ws_messages_per_s,
+            conn.opened_ms,
+            max_per_second=self.ws_messages_per_s,
             max_lifetime_ms=self.ws_lifetime_ms,
         )
         self.connections[conn.id] = conn
@@ -268,12 +269,7 @@ class SpotCore:
                 self._drop_slow(conn)
 
     async def close_all(self) -> None:
-        conns = list(self.connections.values())
-        for conn in conns:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.ws.close(code=1001, message=b"shutdown"), 1.0)
-            conn.abort()
-            await self.close_connection(conn)
+        await close_all(self.connections, self.close_connection)
 
     # --------------------------------------------------------- control frames
     def handle_control(self, conn: Connection, text: str) -> None:
@@ -359,11 +355,7 @@ class SpotCore:
             conn.abort()
 
     def drop_connections(self) -> int:
-        conns = list(self.connections.values())
-        for conn in conns:
-            conn.abort()
-        self.stats["connections_dropped"] += len(conns)
-        return len(conns)
+        return drop_all(self.connections, self.stats)
 
     def _require(self, symbol: str) -> None:
         if symbol not in self.symbols:
@@ -405,7 +397,8 @@ class SpotCore:
         self._flood_pending, self._flood_running = None, plan
         logger.debug("sim: flooding connection {} with {} updates", conn.id, plan.n_updates)
         item = OutFlood(
-            plan.chunks_for(conn.combined, stream), plan.n_updates,
+            plan.chunks_for(conn.combined, stream),
+            plan.n_updates,
             lambda completed: self._finish_flood(plan, completed),
         )
         if not conn.send(item):

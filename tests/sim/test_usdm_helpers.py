@@ -16,6 +16,9 @@ import websocket
 
 from exconn.sim import BinanceUsdmSim
 
+# Re-exported: the USD-M tests take it from here with the clients.
+from tests.sim.helpers import wait_until as wait_until
+
 TIMEOUT = 10.0
 
 
@@ -82,17 +85,6 @@ class Ws:
 
     def close(self) -> None:
         self.ws.close()
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 @pytest.fixture
