@@ -379,6 +379,8 @@ class ConnectionInit(msgspec.Struct, frozen=True):
     instruments: tuple[Any, ...]  # exconn.model.instruments.Instrument
     depth_limit: int
     log_level: str
+    # exchangeInfo rateLimits as (type, interval, interval_num, limit): seeds the REST limiter
+    rate_limits: tuple[tuple[str, str, int, int], ...] = ()
 
 
 class SetRoute(msgspec.Struct, frozen=True):

@@ -30,6 +30,7 @@ from thespian.actors import (
 )
 
 from exconn import errors
+from exconn.actors.fresh_stack import FreshStack
 from exconn.actors.lifeline import tie_to_parent
 from exconn.actors.md_messages import ConnectionSetup
 from exconn.actors.timers import Timers
@@ -87,6 +88,7 @@ class Session:
 class MarketDataConnection(Actor):
     def __init__(self) -> None:
         super().__init__()
+        self.hot_path = FreshStack()
         self.init: ConnectionInit | None = None
         self.settings = WsSettings()
         self.handler: StreamHandler | None = None
@@ -148,8 +150,16 @@ class MarketDataConnection(Actor):
         )
         self.handler = StreamHandler(Market(msg.market), msg.instruments)
         self.rest = RestClient(
-            msg.rest_url, exchange=msg.exchange, error_for=error_for, error_decoder=error_decoder
+            msg.rest_url,
+            exchange=msg.exchange,
+            error_for=error_for,
+            error_decoder=error_decoder,
+            venue=endpoints.rest_venue(Market(msg.market)),
         )
+        if msg.rate_limits:
+            # Each actor process has its own limiter; the X-MBX-USED-WEIGHT headers of every
+            # response bring it up to the IP-wide count the venue keeps.
+            self.rest.seed_limits(msg.rate_limits)
         self.send(sender, ConnectionStarted(name=msg.name, pid=os.getpid()))
 
     def _on_route(self, msg: SetRoute, sender: Any) -> None:
@@ -271,7 +281,8 @@ class MarketDataConnection(Actor):
             if frames:
                 self.frames += len(frames)
                 self.drains += 1
-                handler.on_frames(
+                self.hot_path.call(
+                    handler.on_frames,
                     frames,
                     out,
                     candidate=sess is self.candidate,
@@ -473,6 +484,7 @@ class MarketDataConnection(Actor):
         self.active = self.candidate = None
         if self.rest is not None:
             self.rest.close()
+        self.hot_path.close()
 
 
 def _json_list(items: list[str]) -> str:

@@ -71,6 +71,7 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         super().__init__()
         self.init: SupervisorInit | None = None
         self.instruments: dict[str, list[Any]] = {}  # market -> instruments
+        self.rate_limits: dict[str, tuple[tuple[str, str, int, int], ...]] = {}
         self.demands: dict[str, tuple[Any, ...]] = {}  # topic -> subscribers
         self.pending: list[StreamDemand] = []  # demands waiting for instruments
         self.children: dict[str, _Child] = {}  # _key(market, route, shard) -> connection
@@ -117,12 +118,15 @@ class ExchangeSupervisor(ActorTypeDispatcher):
             exchange=self.init.exchange,
             error_for=error_for,
             error_decoder=error_decoder,
+            venue=endpoints.rest_venue(Market(market)),
         )
         try:
             path = endpoints.endpoints(Market(market))["exchange_info"].path
             info = rest.get(path, {}, exchange_info_decoder)
         finally:
             rest.close()
+        # The venue's own limits seed every REST client this exchange's actors create.
+        self.rate_limits[market] = tuple(endpoints.rate_limits(info.rateLimits))
         return parse_exchange_info(info, Market(market))
 
     def receiveMsg_StreamDemand(self, msg: StreamDemand, sender: Any) -> None:
@@ -201,6 +205,7 @@ class ExchangeSupervisor(ActorTypeDispatcher):
                     instruments=tuple(self.instruments[child.market]),
                     depth_limit=self.init.config.depth_limit,
                     log_level=self.init.log_level,
+                    rate_limits=self.rate_limits.get(child.market, ()),
                 ),
                 settings=self.init.config.ws,
             ),
