@@ -68,15 +68,15 @@ class BookSync:
         self.book.clear()
 
     def on_diff(self, diff: Any) -> SyncResult:
-        if not self._live:
-            buf = self._buffer
-            buf.append(diff)
-            if len(buf) > self.max_buffer:
-                # The snapshot is late; the oldest diffs are then older than any snapshot to
-                # come, and snapshot_too_old() will ask for a newer one if they mattered.
-                del buf[0]
-            return SyncResult.BUFFERED
-        return self._step(diff)
+        if self._live:  # the common case first
+            return self._step(diff)
+        buf = self._buffer
+        buf.append(diff)
+        if len(buf) > self.max_buffer:
+            # The snapshot is late; the oldest diffs are then older than any snapshot to
+            # come, and snapshot_too_old() will ask for a newer one if they mattered.
+            del buf[0]
+        return SyncResult.BUFFERED
 
     def on_snapshot(self, snapshot_id: int, bids: Any, asks: Any) -> SyncResult:
         """Load a snapshot and replay the buffer; returns SYNCED, SNAPSHOT_TOO_OLD or GAP."""
@@ -134,11 +134,13 @@ class BookSync:
     def _step(self, diff: Any) -> SyncResult:
         rules = self.rules
         book = self.book
-        if rules.is_stale(diff, book.update_id, self._first):
+        book_id = book.update_id
+        first = self._first
+        if rules.is_stale(diff, book_id, first):
             return SyncResult.DROPPED
-        if not rules.continues(diff, book.update_id, self._first):
+        if not rules.continues(diff, book_id, first):
             self.gaps += 1
-            self.book.clear()
+            book.clear()
             self._live = False
             self._first = True
             self._buffer = [diff]

@@ -237,13 +237,9 @@ class StreamHandler:
                 if feed is None or not feed.book_routes:
                     continue
                 sync = feed.sync
-                if not sync.live:
-                    sync.on_diff(data)
-                    if feed.held is not None:
-                        self._bridge(feed, out)
-                    continue
                 prev = sync.book.update_id
                 try:
+                    # BUFFERED (book not live yet) never raises: only applying parses levels.
                     result = sync.on_diff(data)
                 except ValueError:
                     # A level that does not parse: the book may be half-updated, so void it.
@@ -259,6 +255,9 @@ class StreamHandler:
                             data.b, data.a, market, feed.instrument.symbol, prev, data.u, data.E
                         ),
                     )
+                elif result is SyncResult.BUFFERED:
+                    if feed.held is not None:
+                        self._bridge(feed, out)
                 elif result is SyncResult.GAP:
                     self.resyncs += 1
                     self._log.bind(symbol=feed.instrument.symbol).warning(
