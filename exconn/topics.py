@@ -11,7 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-MARKET_KINDS = frozenset({"book", "trades"})
+# book: order book; trades: raw trades; bbo: best bid/offer; aggtrades: aggregated trades;
+# mark: mark price and funding (perpetuals only).
+MARKET_KINDS = frozenset({"book", "trades", "bbo", "aggtrades", "mark"})
 WILDCARD = "*"
 
 

@@ -18,7 +18,7 @@ from exconn.messages import (
     SubscriptionError,
     Unsubscribe,
 )
-from exconn.topics import SubscriptionRegistry, parse_topic
+from exconn.topics import MARKET_KINDS, SubscriptionRegistry, parse_topic
 
 
 class MarketDataRouter(ActorTypeDispatcher):
@@ -62,7 +62,7 @@ class MarketDataRouter(ActorTypeDispatcher):
             t = parse_topic(topic)
             if t.exchange != "*" and t.exchange not in (self.supervisors or {}):
                 raise ValueError(f"exchange {t.exchange!r} is not configured")
-            if "*" not in topic.split(".") and t.kind not in ("book", "trades"):
+            if "*" not in topic.split(".") and t.kind not in MARKET_KINDS:
                 raise ValueError(f"unknown topic kind {t.kind!r}")
         except ValueError as exc:
             self.send(subscriber, SubscriptionError(topic=topic, reason=str(exc)))

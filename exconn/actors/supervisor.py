@@ -151,7 +151,16 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         if market not in self.instruments:
             self.pending.append(msg)
             return
-        route = urls.route_for(Market(market), parse_topic(msg.topic).kind)
+        kind = parse_topic(msg.topic).kind
+        try:
+            # A kind this market has no stream for (mark on spot) is refused here, before a
+            # shard slot or a connection actor is spent on it.
+            urls.stream_for(kind, "", Market(market))
+        except ValueError as exc:
+            for sub in msg.subscribers:
+                self.send(sub, SubscriptionError(topic=msg.topic, reason=str(exc)))
+            return
+        route = urls.route_for(Market(market), kind)
         planner = self._planner(market, route)
         if msg.subscribers:
             self.demands[msg.topic] = msg.subscribers

@@ -2,7 +2,15 @@
 means for the books and subscribers (pure: the connection actor does the I/O around it).
 
 Channel table (binance.md §6): topic kind ``book`` -> ``<s>@depth@100ms`` (diff depth, synced
-with REST snapshots under ``book_sync`` rules); ``trades`` -> ``<s>@trade``.
+with REST snapshots under ``book_sync`` rules); ``trades`` -> ``<s>@trade``; ``bbo`` ->
+``<s>@bookTicker`` (``Bbo``); ``aggtrades`` -> ``<s>@aggTrade`` (``AggTrade``); ``mark`` ->
+``<s>@markPrice@1s`` (``MarkPrice``, USD-M only). USD-M serves ``book``/``bbo`` on ``/public``
+and the rest on ``/market`` (``urls.route_for``).
+
+Decoding: depth, trade, aggTrade and markPrice frames carry an ``e`` tag and take one typed
+decode. Spot bookTicker carries none, so while a bookTicker stream is open a frame whose stream
+name says ``@bookTicker`` is decoded as a ``BookTicker`` (USD-M's tagged one too); with none
+open, the hot path is the tagged decode alone.
 
 Socket changes never show to subscribers as a gap or a duplicate:
 - A replacement socket (rotation before the 24 h cap, ``serverShutdown``, a silent stream)
@@ -17,6 +25,11 @@ Socket changes never show to subscribers as a gap or a duplicate:
 - Trades pass a per-symbol ``TradeTape``: ids at or below the last delivered one are dropped
   (the overlap of two sockets), a jump in ids holds the stream until the missed trades are
   fetched over REST (``symbols_needing_trades`` / ``on_rest_trades``).
+- bbo and mark are states, not histories: a candidate socket's quotes are ignored and the new
+  socket's are delivered from promotion on (no de-duplication). aggTrades are buffered like
+  trades and de-duplicated by aggregate id (ids at or below the last delivered one are
+  dropped); a jump in aggregate ids is *not* backfilled (counted in ``agg_gaps``; a consumer
+  can check ``first_trade_id`` continuity itself).
 """
 
 from __future__ import annotations
@@ -41,20 +54,35 @@ from exconn.venues.binance.book_sync import SPOT_RULES, USDM_RULES
 from exconn.venues.binance.parse import (
     EXCHANGE,
     encode_trade,
+    parse_agg_trade,
     parse_book_delta,
+    parse_book_ticker,
+    parse_mark_price,
     parse_rest_trade,
 )
 from exconn.venues.binance.wire import (
+    AggTradeEvent,
+    BookTicker,
+    Combined,
     DepthSnapshot,
     DepthUpdate,
+    MarkPriceUpdate,
     RestTrade,
     ServerShutdown,
     TradeEvent,
-    combined_decoder,
+    combined_book_ticker_decoder,
     control_decoder,
 )
 
 WIRE_DECIMALS = 8
+
+# Every tagged event a routed topic kind produces, in one decoder (a tagged union is one dict
+# lookup per frame, so the depth/trade hot path costs what it did with two members).
+_tagged_decoder = msgspec.json.Decoder(
+    Combined[DepthUpdate | TradeEvent | AggTradeEvent | MarkPriceUpdate | ServerShutdown]
+)
+_BOOK_TICKER = b"@bookTicker"
+_NAME_WINDOW = 64  # '{"stream":"' + the longest symbol + '@bookTicker' fits well within
 MALFORMED_LOG_EVERY = 1000  # log the first malformed frame, then one in this many
 
 
@@ -125,6 +153,11 @@ class SymbolFeed:
     next_sync: BookSync | None = None  # the candidate socket's diffs (make-before-break)
     next_trades: list[TradeEvent] = field(default_factory=list)
     tape: TradeTape = field(default_factory=TradeTape)
+    bbo_routes: tuple[Route, ...] = ()
+    agg_routes: tuple[Route, ...] = ()
+    mark_routes: tuple[Route, ...] = ()
+    last_agg: int | None = None  # aggregate id of the last aggTrade delivered
+    next_aggs: list[AggTradeEvent] = field(default_factory=list)  # the candidate's aggTrades
 
 
 @dataclass
@@ -150,6 +183,8 @@ class StreamHandler:
         self.malformed = 0
         self.resyncs = 0
         self.shutdown_notices = 0
+        self.agg_gaps = 0  # jumps in aggregate ids (not backfilled)
+        self._bbo_open = 0  # bookTicker streams open: frames are then classified by name
         self._log = logger.bind(exchange=EXCHANGE, market=self.market_name)
 
     # -- routes ---------------------------------------------------------------------------------
@@ -162,7 +197,7 @@ class StreamHandler:
         if self.symbols is None:
             raise ValueError(f"{topic}: no instruments loaded")
         venue_symbol = self.symbols.to_venue(t.symbol)
-        stream = urls.stream_for(t.kind, venue_symbol)
+        stream = urls.stream_for(t.kind, venue_symbol, self.market)
         feed = self._feed(venue_symbol)
         routes = routes_of(subscribers)
         change = RouteChange()
@@ -177,17 +212,27 @@ class StreamHandler:
                 feed.sync.reset()
                 feed.held = None
                 feed.next_sync = None
-        else:
+        elif t.kind == "trades":
             feed.trade_routes = routes
             if not routes:
                 feed.tape.reset()
                 feed.next_trades = []
+        elif t.kind == "bbo":
+            feed.bbo_routes = routes
+        elif t.kind == "aggtrades":
+            feed.agg_routes = routes
+            if not routes:
+                feed.last_agg = None
+                feed.next_aggs = []
+        else:  # "mark" (stream_for refused every other kind)
+            feed.mark_routes = routes
         if routes and stream not in self.streams:
             self.streams.add(stream)
             change.subscribe.append(stream)
         elif not routes and stream in self.streams:
             self.streams.discard(stream)
             change.unsubscribe.append(stream)
+        self._bbo_open = sum(1 for s in self.streams if s.endswith("@bookTicker"))
         return change
 
     def _feed(self, venue_symbol: str) -> SymbolFeed:
@@ -220,12 +265,16 @@ class StreamHandler:
         if candidate:
             self._on_candidate_frames(frames, seen, now)
             return
-        decode = combined_decoder.decode
+        decode = _tagged_decoder.decode
         feeds = self.feeds
         market = self.market_name
+        bbo_open = self._bbo_open
         for raw in frames:
             try:
-                msg = decode(raw)
+                if bbo_open and raw.find(_BOOK_TICKER, 0, _NAME_WINDOW) > 0:
+                    msg = combined_book_ticker_decoder.decode(raw)
+                else:
+                    msg = decode(raw)
             except msgspec.DecodeError:
                 self._not_an_event(raw)
                 continue
@@ -268,16 +317,62 @@ class StreamHandler:
                 feed = feeds.get(data.s)
                 if feed is not None and feed.trade_routes and feed.tape.offer(data):
                     out.add(feed.trade_routes, encode_trade(data, market, feed.instrument.symbol))
+            elif type(data) is BookTicker:
+                feed = feeds.get(data.s)
+                if feed is not None and feed.bbo_routes:
+                    self._emit(feed, feed.bbo_routes, parse_book_ticker, data, raw, out)
+            elif type(data) is AggTradeEvent:
+                feed = feeds.get(data.s)
+                if feed is not None and feed.agg_routes and self._offer_agg(feed, data):
+                    self._emit(feed, feed.agg_routes, parse_agg_trade, data, raw, out)
+            elif type(data) is MarkPriceUpdate:
+                feed = feeds.get(data.s)
+                if feed is not None and feed.mark_routes:
+                    self._emit(feed, feed.mark_routes, parse_mark_price, data, raw, out)
             elif type(data) is ServerShutdown:
                 self.shutdown_notices += 1
+
+    def _emit(
+        self,
+        feed: SymbolFeed,
+        routes: tuple[Route, ...],
+        parser: Any,
+        data: Any,
+        raw: bytes,
+        out: Outbox,
+    ) -> None:
+        """Parse a bbo / aggTrade / markPrice event for its subscribers; a value that is not a
+        number counts the frame malformed instead of failing the drain."""
+        try:
+            event = parser(data, self.market_name, feed.instrument.symbol)
+        except (ArithmeticError, ValueError):  # decimal.InvalidOperation is an ArithmeticError
+            self._count_malformed(raw)
+            return
+        out.add(routes, event)
+
+    def _offer_agg(self, feed: SymbolFeed, agg: AggTradeEvent) -> bool:
+        """True: deliver ``agg``. False: its aggregate id was delivered already (the overlap of
+        two sockets). A jump in ids is delivered and counted, not backfilled."""
+        last = feed.last_agg
+        if last is not None:
+            if agg.a <= last:
+                return False
+            if agg.a > last + 1:
+                self.agg_gaps += 1
+        feed.last_agg = agg.a
+        return True
 
     def _on_candidate_frames(
         self, frames: Iterable[bytes], seen: dict[str, float] | None, now: float
     ) -> None:
-        decode = combined_decoder.decode
+        decode = _tagged_decoder.decode
+        bbo_open = self._bbo_open
         for raw in frames:
             try:
-                msg = decode(raw)
+                if bbo_open and raw.find(_BOOK_TICKER, 0, _NAME_WINDOW) > 0:
+                    msg = combined_book_ticker_decoder.decode(raw)
+                else:
+                    msg = decode(raw)
             except msgspec.DecodeError:
                 self._not_an_event(raw)
                 continue
@@ -294,6 +389,12 @@ class StreamHandler:
                 feed = self.feeds.get(data.s)
                 if feed is not None and feed.trade_routes:
                     feed.next_trades.append(data)
+            elif type(data) is AggTradeEvent:
+                feed = self.feeds.get(data.s)
+                if feed is not None and feed.agg_routes:
+                    feed.next_aggs.append(data)
+            # bbo and mark quotes of the candidate are dropped: the live socket keeps
+            # delivering them until promotion, the candidate's own from then on.
             # A serverShutdown on the candidate shows as its close; nothing to do here.
 
     # -- socket changes -------------------------------------------------------------------------
@@ -302,11 +403,13 @@ class StreamHandler:
         for feed in self.feeds.values():
             feed.next_sync = BookSync(self._rules, self._new_book()) if feed.book_routes else None
             feed.next_trades = []
+            feed.next_aggs = []
 
     def drop_candidate(self) -> None:
         for feed in self.feeds.values():
             feed.next_sync = None
             feed.next_trades = []
+            feed.next_aggs = []
 
     def ready_to_promote(self) -> bool:
         """True when the candidate can take over every live book without a gap: each one's
@@ -335,6 +438,10 @@ class StreamHandler:
             for t in trades:
                 if feed.trade_routes and feed.tape.offer(t):
                     out.add(feed.trade_routes, encode_trade(t, market, feed.instrument.symbol))
+            aggs, feed.next_aggs = feed.next_aggs, []
+            for agg in aggs:
+                if feed.agg_routes and self._offer_agg(feed, agg):
+                    self._emit(feed, feed.agg_routes, parse_agg_trade, agg, b"", out)
 
     def on_disconnect(self, reason: str, out: Outbox, *, announce: bool = True) -> None:
         """The live socket is gone. Live books are held (subscribers keep them, unchanged)
@@ -411,6 +518,12 @@ class StreamHandler:
         return feed.tape.lost - before
 
     def _not_an_event(self, raw: bytes) -> None:
+        if raw.find(_BOOK_TICKER, 0, _NAME_WINDOW) > 0:
+            try:
+                combined_book_ticker_decoder.decode(raw)
+                return  # a quote of a stream closed moments ago (still in flight): not malformed
+            except msgspec.DecodeError:
+                pass
         try:
             reply = control_decoder.decode(raw)
         except msgspec.DecodeError:

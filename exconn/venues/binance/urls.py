@@ -21,6 +21,7 @@ LINEAR_URLS: dict[str, tuple[str, str]] = {
 
 # Stream kinds exconn subscribes to for each topic kind.
 DEPTH_SPEED = "100ms"
+MARK_PRICE_SPEED = "1s"
 MAX_STREAMS_PER_CONNECTION = 1024
 MAX_INCOMING_MESSAGES_PER_SECOND = 5
 
@@ -44,12 +45,34 @@ def trade_stream(venue_symbol: str) -> str:
     return f"{venue_symbol.lower()}@trade"
 
 
-def stream_for(kind: str, venue_symbol: str) -> str:
-    """The stream that carries a topic kind (``book`` -> diff depth, ``trades`` -> trade)."""
+def book_ticker_stream(venue_symbol: str) -> str:
+    return f"{venue_symbol.lower()}@bookTicker"
+
+
+def agg_trade_stream(venue_symbol: str) -> str:
+    return f"{venue_symbol.lower()}@aggTrade"
+
+
+def mark_price_stream(venue_symbol: str) -> str:
+    return f"{venue_symbol.lower()}@markPrice@{MARK_PRICE_SPEED}"
+
+
+def stream_for(kind: str, venue_symbol: str, market: Market | None = None) -> str:
+    """The stream that carries a topic kind: ``book`` -> diff depth, ``trades`` -> trade,
+    ``bbo`` -> bookTicker, ``aggtrades`` -> aggTrade, ``mark`` -> markPrice@1s (USD-M only:
+    pass ``market`` to have spot refused)."""
     if kind == "book":
         return depth_stream(venue_symbol)
     if kind == "trades":
         return trade_stream(venue_symbol)
+    if kind == "bbo":
+        return book_ticker_stream(venue_symbol)
+    if kind == "aggtrades":
+        return agg_trade_stream(venue_symbol)
+    if kind == "mark":
+        if market is Market.SPOT:
+            raise ValueError("binance spot has no mark price stream (USD-M only)")
+        return mark_price_stream(venue_symbol)
     raise ValueError(f"binance: no stream for topic kind {kind!r}")
 
 
