@@ -34,7 +34,7 @@ Socket changes never show to subscribers as a gap or a duplicate:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -265,22 +265,9 @@ class StreamHandler:
         if candidate:
             self._on_candidate_frames(frames, seen, now)
             return
-        decode = _tagged_decoder.decode
         feeds = self.feeds
         market = self.market_name
-        bbo_open = self._bbo_open
-        for raw in frames:
-            try:
-                if bbo_open and raw.find(_BOOK_TICKER, 0, _NAME_WINDOW) > 0:
-                    msg = combined_book_ticker_decoder.decode(raw)
-                else:
-                    msg = decode(raw)
-            except msgspec.DecodeError:
-                self._not_an_event(raw)
-                continue
-            data = msg.data
-            if seen is not None:
-                seen[msg.stream] = now
+        for raw, data in self._decoded(frames, seen, now):
             if type(data) is DepthUpdate:
                 feed = feeds.get(data.s)
                 if feed is None or not feed.book_routes:
@@ -362,13 +349,16 @@ class StreamHandler:
         feed.last_agg = agg.a
         return True
 
-    def _on_candidate_frames(
+    def _decoded(
         self, frames: Iterable[bytes], seen: dict[str, float] | None, now: float
-    ) -> None:
+    ) -> Iterator[tuple[bytes, Any]]:
+        """(frame, event) for every frame that decodes; the rest are counted as malformed.
+        Records in ``seen`` which streams spoke, for the liveness watchdog."""
         decode = _tagged_decoder.decode
         bbo_open = self._bbo_open
         for raw in frames:
             try:
+                # Spot bookTicker has no "e" tag: picked by stream name, only while one is open.
                 if bbo_open and raw.find(_BOOK_TICKER, 0, _NAME_WINDOW) > 0:
                     msg = combined_book_ticker_decoder.decode(raw)
                 else:
@@ -376,9 +366,14 @@ class StreamHandler:
             except msgspec.DecodeError:
                 self._not_an_event(raw)
                 continue
-            data = msg.data
             if seen is not None:
                 seen[msg.stream] = now
+            yield raw, msg.data
+
+    def _on_candidate_frames(
+        self, frames: Iterable[bytes], seen: dict[str, float] | None, now: float
+    ) -> None:
+        for _raw, data in self._decoded(frames, seen, now):
             if type(data) is DepthUpdate:
                 feed = self.feeds.get(data.s)
                 if feed is not None and feed.book_routes:
