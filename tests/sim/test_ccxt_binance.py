@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 
 from exconn.sim import BinanceSpotSim
+from tests.sim.ccxt_support import balance, ccxt_levels, to_decimal, top_levels, walk_cost
 
 ccxt = pytest.importorskip("ccxt")
 
@@ -92,44 +93,14 @@ def exchange(sim: BinanceSpotSim) -> Any:
     return _client(sim)
 
 
-def _d(value: Any) -> Decimal:
-    # ccxt hands numbers back as floats; repr round-trips the venue's 8-dp strings exactly
-    return Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
-
-
-def _levels(levels: list[tuple[Decimal, Decimal]], n: int) -> list[tuple[Decimal, Decimal]]:
-    return [(p.normalize(), q.normalize()) for p, q in levels[:n]]
-
-
-def _ccxt_levels(levels: list[list[Any]]) -> list[tuple[Decimal, Decimal]]:
-    return [(_d(p).normalize(), _d(q).normalize()) for p, q, *_ in levels]
-
-
-def _walk(levels: list[tuple[Decimal, Decimal]], qty: Decimal) -> Decimal:
-    """Quote amount of taking `qty` from the simulator's published levels, best first."""
-    cost, left = Decimal(0), qty
-    for price, size in levels:
-        take = min(left, size)
-        cost, left = cost + take * price, left - take
-        if not left:
-            return cost
-    raise AssertionError("book too thin for the test order")
-
-
-def _balance(ex: Any, asset: str) -> tuple[Decimal, Decimal]:
-    """(total, used) as ccxt reports them."""
-    entry = ex.fetch_balance()[asset]
-    return _d(entry["total"]), _d(entry["used"] or 0)
-
-
 def _load_markets(ex: Any) -> None:
     markets = ex.load_markets()
     assert set(markets) == {"BTC/USDT", "ETH/USDT", "SOL/USDT"}
     market = markets[SYMBOL]
     assert market["id"] == MARKET_ID and market["spot"] and market["active"]
-    assert _d(market["precision"]["price"]) == Decimal("0.01")
-    assert _d(market["precision"]["amount"]) == Decimal("0.00001")
-    assert _d(market["limits"]["cost"]["min"]) == Decimal(5)
+    assert to_decimal(market["precision"]["price"]) == Decimal("0.01")
+    assert to_decimal(market["precision"]["amount"]) == Decimal("0.00001")
+    assert to_decimal(market["limits"]["cost"]["min"]) == Decimal(5)
 
 
 Levels = list[tuple[Decimal, Decimal]]
@@ -140,30 +111,30 @@ def _order_book(ex: Any, sim: BinanceSpotSim) -> tuple[Levels, Levels]:
     book = ex.fetch_order_book(SYMBOL, 25)
     update_id, bids, asks = sim.book(MARKET_ID)
     assert book["nonce"] == update_id  # paused: nothing moved in between
-    assert _ccxt_levels(book["bids"]) == _levels(bids, 25)
-    assert _ccxt_levels(book["asks"]) == _levels(asks, 25)
+    assert ccxt_levels(book["bids"]) == top_levels(bids, 25)
+    assert ccxt_levels(book["asks"]) == top_levels(asks, 25)
     return bids, asks
 
 
 def _limit_open_cancel(ex: Any, best_bid: Decimal) -> None:
     """A buy 5 % under the best bid rests (locking its quote), is listed open, and cancels."""
-    usdt0, used0 = _balance(ex, "USDT")
+    usdt0, used0 = balance(ex, "USDT")
     price = Decimal(ex.price_to_precision(SYMBOL, float(best_bid * Decimal("0.95"))))
     order = ex.create_order(SYMBOL, "limit", "buy", float(AMOUNT), float(price))
-    assert order["id"] and order["status"] == "open" and _d(order["filled"]) == 0
+    assert order["id"] and order["status"] == "open" and to_decimal(order["filled"]) == 0
     assert order["clientOrderId"].startswith("x-")  # ccxt's broker-prefixed id was accepted
     listed = {o["id"]: o for o in ex.fetch_open_orders(SYMBOL)}
     assert set(listed) == {order["id"]}
     seen = listed[order["id"]]
     assert seen["side"] == "buy" and seen["type"] == "limit" and seen["status"] == "open"
-    assert _d(seen["price"]) == price and _d(seen["amount"]) == AMOUNT
+    assert to_decimal(seen["price"]) == price and to_decimal(seen["amount"]) == AMOUNT
     assert seen["clientOrderId"] == order["clientOrderId"]
-    assert _balance(ex, "USDT") == (usdt0, used0 + price * AMOUNT)
+    assert balance(ex, "USDT") == (usdt0, used0 + price * AMOUNT)
 
     canceled = ex.cancel_order(order["id"], SYMBOL)
     assert canceled["id"] == order["id"] and canceled["status"] == "canceled"
     assert ex.fetch_open_orders(SYMBOL) == []
-    assert _balance(ex, "USDT") == (usdt0, used0)  # the cancel released the lock
+    assert balance(ex, "USDT") == (usdt0, used0)  # the cancel released the lock
     # Binance's -2011 "Unknown order sent." is what ccxt maps to OrderNotFound.
     with pytest.raises(ccxt.OrderNotFound):
         ex.cancel_order(order["id"], SYMBOL)
@@ -171,11 +142,11 @@ def _limit_open_cancel(ex: Any, best_bid: Decimal) -> None:
 
 def _market_fill(ex: Any, side: str, levels: Levels) -> tuple[dict[str, Any], Decimal]:
     """A market order for AMOUNT: filled at once, at the quote the published book implies."""
-    quote = _walk(levels, AMOUNT)
+    quote = walk_cost(levels, AMOUNT)
     order = ex.create_order(SYMBOL, "market", side, float(AMOUNT))
     assert order["status"] == "closed" and order["side"] == side
-    assert _d(order["filled"]) == AMOUNT and _d(order["remaining"]) == 0
-    assert _d(order["cost"]) == quote
+    assert to_decimal(order["filled"]) == AMOUNT and to_decimal(order["remaining"]) == 0
+    assert to_decimal(order["cost"]) == quote
     return order, quote
 
 
@@ -184,27 +155,27 @@ def test_ccxt_spot_round_trip(sim: BinanceSpotSim, exchange: Any) -> None:
     _load_markets(ex)
     assert abs(ex.load_time_difference()) < 5000  # /api/v3/time (adjustForTimeDifference)
     bids, asks = _order_book(ex, sim)
-    btc0, _ = _balance(ex, "BTC")
-    usdt0, _ = _balance(ex, "USDT")
+    btc0, _ = balance(ex, "BTC")
+    usdt0, _ = balance(ex, "USDT")
 
     _limit_open_cancel(ex, bids[0][0])
 
     # Buy at market: pays the walked asks in USDT, receives BTC less the fee (in BTC).
     buy, cost = _market_fill(ex, "buy", asks)
     buy_fee = (AMOUNT * FEE_RATE).quantize(EIGHT_DP)
-    assert buy["fee"]["currency"] == "BTC" and _d(buy["fee"]["cost"]) == buy_fee
-    btc1, _ = _balance(ex, "BTC")
-    usdt1, _ = _balance(ex, "USDT")
+    assert buy["fee"]["currency"] == "BTC" and to_decimal(buy["fee"]["cost"]) == buy_fee
+    btc1, _ = balance(ex, "BTC")
+    usdt1, _ = balance(ex, "USDT")
     assert usdt0 - usdt1 == cost
     assert btc1 - btc0 == AMOUNT - buy_fee
 
     # Sell it back at market: the bids were untouched by the buy (the market is paused).
     sell, proceeds = _market_fill(ex, "sell", bids)
-    sell_fee = _d(sell["fee"]["cost"])
+    sell_fee = to_decimal(sell["fee"]["cost"])
     assert sell["fee"]["currency"] == "USDT"
     assert abs(sell_fee - proceeds * FEE_RATE) < EIGHT_DP
-    btc2, _ = _balance(ex, "BTC")
-    usdt2, _ = _balance(ex, "USDT")
+    btc2, _ = balance(ex, "BTC")
+    usdt2, _ = balance(ex, "USDT")
     assert btc1 - btc2 == AMOUNT
     assert usdt2 - usdt1 == proceeds - sell_fee
 
@@ -212,7 +183,7 @@ def test_ccxt_spot_round_trip(sim: BinanceSpotSim, exchange: Any) -> None:
     for order, side in ((buy, "buy"), (sell, "sell")):
         own = [t for t in trades if t["order"] == order["id"]]
         assert own and all(t["side"] == side and t["takerOrMaker"] == "taker" for t in own)
-        assert sum(_d(t["amount"]) for t in own) == AMOUNT
+        assert sum(to_decimal(t["amount"]) for t in own) == AMOUNT
     # fetch_closed_orders reads /api/v3/allOrders: the two fills (the canceled one is not
     # "closed" in ccxt's terms) and fetch_canceled_orders the limit order.
     closed = {o["id"]: o["status"] for o in ex.fetch_closed_orders(SYMBOL)}
@@ -232,5 +203,5 @@ def test_ccxt_rejections_map_to_ccxt_errors(sim: BinanceSpotSim, exchange: Any) 
         ex.create_order(SYMBOL, "limit", "buy", 0.00001, 50_000)
     with pytest.raises(ccxt.AuthenticationError, match="-1022"):  # signature not valid
         _client(sim, secret="x" * 64).fetch_balance()
-    last = {t["symbol"]: _d(t["price"]) for t in ex.fetch_last_prices().values()}
+    last = {t["symbol"]: to_decimal(t["price"]) for t in ex.fetch_last_prices().values()}
     assert set(last) == {"BTC/USDT", "ETH/USDT", "SOL/USDT"}

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from exconn.sim import BybitSim
+from tests.sim.ccxt_support import balance, ccxt_levels, to_decimal, top_levels, walk_cost
 
 ccxt = pytest.importorskip("ccxt")
 
@@ -71,35 +72,6 @@ def exchange(sim: BybitSim) -> Any:
     return ex
 
 
-def _d(value: Any) -> Decimal:
-    # ccxt hands numbers back as floats; repr round-trips them exactly enough for 8 dp
-    return Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
-
-
-def _levels(levels: list[tuple[Decimal, Decimal]], n: int) -> list[tuple[Decimal, Decimal]]:
-    return [(p.normalize(), q.normalize()) for p, q in levels[:n]]
-
-
-def _ccxt_levels(levels: list[list[Any]]) -> list[tuple[Decimal, Decimal]]:
-    return [(_d(p).normalize(), _d(q).normalize()) for p, q, *_ in levels]
-
-
-def _fill_cost(asks: list[tuple[Decimal, Decimal]], qty: Decimal) -> Decimal:
-    """What buying `qty` at market costs, walking the simulator's published asks."""
-    cost, left = Decimal(0), qty
-    for price, size in asks:
-        take = min(left, size)
-        cost, left = cost + take * price, left - take
-        if not left:
-            return cost
-    raise AssertionError("book too thin for the test order")
-
-
-def _balance(ex: Any, coin: str) -> tuple[Decimal, Decimal]:
-    entry = ex.fetch_balance()[coin]
-    return _d(entry["total"]), _d(entry["used"] or 0)
-
-
 def _load_and_compare_book(
     ex: Any, sim: BybitSim, symbol: str, category: str, market_id: str
 ) -> list[tuple[Decimal, Decimal]]:
@@ -109,8 +81,8 @@ def _load_and_compare_book(
     assert market["spot" if category == "spot" else "swap"]
     book = ex.fetch_order_book(symbol, 25)
     _, bids, asks = sim.book(category, market_id)
-    assert _ccxt_levels(book["bids"]) == _levels(bids, 25)
-    assert _ccxt_levels(book["asks"]) == _levels(asks, 25)
+    assert ccxt_levels(book["bids"]) == top_levels(bids, 25)
+    assert ccxt_levels(book["asks"]) == top_levels(asks, 25)
     assert book["timestamp"] is not None
     return asks
 
@@ -125,7 +97,7 @@ def _limit_open_cancel(ex: Any, sim: BybitSim, symbol: str, category: str) -> No
     assert order["id"] in listed
     seen = listed[order["id"]]
     assert seen["side"] == "buy" and seen["type"] == "limit" and seen["status"] == "open"
-    assert _d(seen["price"]) == Decimal(price) and _d(seen["amount"]) == AMOUNT
+    assert to_decimal(seen["price"]) == Decimal(price) and to_decimal(seen["amount"]) == AMOUNT
     ex.cancel_order(order["id"], symbol)
     assert order["id"] not in {o["id"] for o in ex.fetch_open_orders(symbol)}
 
@@ -133,21 +105,21 @@ def _limit_open_cancel(ex: Any, sim: BybitSim, symbol: str, category: str) -> No
 def test_ccxt_spot_round_trip(sim: BybitSim, exchange: Any) -> None:
     ex = exchange
     asks = _load_and_compare_book(ex, sim, "BTC/USDT", "spot", "BTCUSDT")
-    btc0, _ = _balance(ex, "BTC")
-    usdt0, used0 = _balance(ex, "USDT")
+    btc0, _ = balance(ex, "BTC")
+    usdt0, used0 = balance(ex, "USDT")
 
     _limit_open_cancel(ex, sim, "BTC/USDT", "spot")
-    assert _balance(ex, "USDT") == (usdt0, used0)  # the cancel released the lock
+    assert balance(ex, "USDT") == (usdt0, used0)  # the cancel released the lock
 
-    cost = _fill_cost(asks, AMOUNT)
+    cost = walk_cost(asks, AMOUNT)
     order = ex.create_order("BTC/USDT", "market", "buy", float(AMOUNT))
     assert order["id"]
-    btc1, _ = _balance(ex, "BTC")
-    usdt1, _ = _balance(ex, "USDT")
+    btc1, _ = balance(ex, "BTC")
+    usdt1, _ = balance(ex, "USDT")
     assert usdt0 - usdt1 == cost
     assert btc1 - btc0 == AMOUNT * (1 - SPOT_FEE)  # spot buy fees are taken in the base coin
     trades = ex.fetch_my_trades("BTC/USDT")
-    assert sum(_d(t["amount"]) for t in trades if t["order"] == order["id"]) == AMOUNT
+    assert sum(to_decimal(t["amount"]) for t in trades if t["order"] == order["id"]) == AMOUNT
 
 
 def test_ccxt_linear_round_trip(sim: BybitSim, exchange: Any) -> None:
@@ -156,21 +128,21 @@ def test_ccxt_linear_round_trip(sim: BybitSim, exchange: Any) -> None:
     asks = _load_and_compare_book(ex, sim, symbol, "linear", "BTCUSDT")
     market = ex.market(symbol)
     assert market["linear"] and market["settle"] == "USDT"
-    usdt0, used0 = _balance(ex, "USDT")
+    usdt0, used0 = balance(ex, "USDT")
 
     _limit_open_cancel(ex, sim, symbol, "linear")
-    assert _balance(ex, "USDT") == (usdt0, used0)
+    assert balance(ex, "USDT") == (usdt0, used0)
 
-    cost = _fill_cost(asks, AMOUNT)
+    cost = walk_cost(asks, AMOUNT)
     order = ex.create_order(symbol, "market", "buy", float(AMOUNT))
     assert order["id"]
     positions = [p for p in ex.fetch_positions([symbol]) if p["contracts"]]
     assert len(positions) == 1
     pos = positions[0]
     assert pos["symbol"] == symbol and pos["side"] == "long"
-    assert _d(pos["contracts"]) == AMOUNT
-    assert _d(pos["entryPrice"]) == cost / AMOUNT
-    usdt1, used1 = _balance(ex, "USDT")
+    assert to_decimal(pos["contracts"]) == AMOUNT
+    assert to_decimal(pos["entryPrice"]) == cost / AMOUNT
+    usdt1, used1 = balance(ex, "USDT")
     # only the fee leaves the wallet; balances are kept to 1e-8, so the fee is rounded there
     assert abs((usdt0 - usdt1) - cost * LINEAR_TAKER_FEE) < Decimal("1e-8")
     assert used1 - used0 == cost / LEVERAGE  # the position's initial margin
