@@ -72,8 +72,9 @@ async def rest_gate(request: web.Request, handler: Handler) -> web.StreamRespons
         return json_response(refusal.body, refusal.status, headers)
     if endpoint in SIGNED_ENDPOINTS:
         return await handler(request)
-    headers, rejection = core.limiter.charge(ip, None, weight(endpoint, params), False,
-                                             core.clock())
+    headers, rejection = core.limiter.charge(
+        ip, None, weight(endpoint, params), False, core.clock()
+    )
     if rejection is not None:
         return rejection_response(rejection, headers)
     response = await handler(request)
@@ -132,7 +133,8 @@ async def depth(request: web.Request) -> web.Response:
         return _error(-1121, "Invalid symbol.")
     snap = core.market.get(symbol).book.snapshot(limit)
     return web.Response(
-        body=core.wires[symbol].depth_snapshot(snap), content_type="application/json",
+        body=core.wires[symbol].depth_snapshot(snap),
+        content_type="application/json",
         charset="UTF-8",
     )
 

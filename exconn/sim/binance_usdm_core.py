@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 from loguru import logger
 
+from exconn.sim.binance_spot_marketdata import interval_bounds
 from exconn.sim.binance_usdm_conn import OutClose, OutPing, OutText, UsdmConnection
 from exconn.sim.binance_usdm_klines import INTERVALS_MS, TradeHistory
 from exconn.sim.binance_usdm_symbols import ContractFormat
@@ -25,6 +26,7 @@ from exconn.sim.binance_usdm_wire import (
     depth_update,
     mark_price,
     partial_depth,
+    ticker_24hr,
 )
 from exconn.sim.core_common import close_all, drop_all, market_spec, skewed, symbol_index
 from exconn.sim.fault_registry import FaultKind, FaultRegistry
@@ -36,6 +38,8 @@ _encode = msgspec.json.Encoder().encode
 DEPTH_SUFFIXES = ("@depth", "@depth@100ms", "@depth@250ms", "@depth@500ms")
 PARTIAL_LEVELS = (5, 10, 20)
 MAX_STREAMS = 200
+# Kline streams: every REST interval and the calendar month (no 1s klines on USD-M).
+KLINE_STREAM_INTERVALS = (*INTERVALS_MS, "1M")
 
 
 def route_of(stream: str) -> str:
@@ -91,7 +95,8 @@ class UsdmCore:
         self._next_conn_id = 1
         self._on_connections = on_connections
         self._steps = 0
-        # markPrice: default every 3 s, `@1s` every second, counted in market intervals.
+        # markPrice: default every 3 s, `@1s` (and `@ticker`) every second, counted in market
+        # intervals.
         self._mark_every_1s = max(1, 1000 // depth_interval_ms)
         self._mark_every = 3 * self._mark_every_1s
 
@@ -126,7 +131,8 @@ class UsdmCore:
         for trade in interval.trades:
             self.history[symbol].add(trade)
             self.stats["trades"] += 1
-            self._deliver(f"{prefix}@aggTrade", agg_trade(fmt, trade, now))
+            if not self._skip_agg_trade(symbol, f"{prefix}@aggTrade"):
+                self._deliver(f"{prefix}@aggTrade", agg_trade(fmt, trade, now))
         diff = interval.diff
         if diff.last_id < diff.first_id:
             return  # no id spent: no event, as on Binance
@@ -140,6 +146,18 @@ class UsdmCore:
                 self._deliver(prefix + suffix, payload, skip_symbol=symbol)
         self._partial_depth(symbol, diff.first_id, payload["pu"], now)
         self._book_ticker(symbol, now)
+
+    def _skip_agg_trade(self, symbol: str, stream: str) -> bool:
+        """The SKIP_AGG_TRADE fault: this aggTrade goes to nobody (REST still serves it), so
+        subscribers see the aggregate ids jump. Fired only when someone would have missed it."""
+        wall = self.clock()
+        if self.faults.active(FaultKind.SKIP_AGG_TRADE, wall, venue=VENUE, symbol=symbol) is None:
+            return False
+        if stream not in self.subscriptions():
+            return False
+        self.faults.take(FaultKind.SKIP_AGG_TRADE, wall, venue=VENUE, symbol=symbol)
+        self.stats["agg_trades_skipped"] += 1
+        return True
 
     def _partial_depth(self, symbol: str, first_id: int, prev_u: int, now: int) -> None:
         prefix = symbol.lower()
@@ -174,11 +192,15 @@ class UsdmCore:
                 self._deliver(f"{prefix}@markPrice@1s", mark_price(fmt, mark, now))
             if self._steps % self._mark_every == 0:
                 self._deliver(f"{prefix}@markPrice", mark_price(fmt, mark, now))
-            for interval, interval_ms in INTERVALS_MS.items():
+            if self._steps % self._mark_every_1s == 0 and f"{prefix}@ticker" in wanted:
+                stats = self.history[symbol].stats_24h(now)
+                self._deliver(f"{prefix}@ticker", ticker_24hr(symbol, stats, now))
+            for interval in KLINE_STREAM_INTERVALS:
                 stream = f"{prefix}@kline_{interval}"
                 if stream in wanted:
-                    open_ms = now // interval_ms * interval_ms
-                    k = self.history[symbol].kline(interval_ms, open_ms) | {"i": interval}
+                    # Calendar-aware bounds: weeks open on Monday, months on the 1st.
+                    k = self.history[symbol].kline(*interval_bounds(interval, now))
+                    k["i"] = interval
                     self._deliver(stream, {"e": "kline", "E": now, "s": symbol, "k": k})
 
     # -------------------------------------------------------------- delivery

@@ -5,12 +5,14 @@ empty; a kline with no trades repeats the previous close with zero volume, as Bi
 """
 
 from collections import deque
+from decimal import Decimal
 from typing import Any
 
 from exconn.sim.binance_usdm_symbols import ContractFormat
 from exconn.sim.market import Trade
 
 HISTORY = 50_000
+DAY_MS = 86_400_000
 _MIN = 60_000
 INTERVALS_MS: dict[str, int] = {
     "1m": _MIN,
@@ -48,9 +50,50 @@ class TradeHistory:
                 return trade.price
         return self._start_price
 
-    def kline(self, interval_ms: int, open_ms: int) -> dict[str, Any]:
-        """The stream's `k` object for the kline opening at `open_ms`."""
-        close_ms = open_ms + interval_ms - 1
+    def agg_trades(
+        self, from_id: int | None, start_ms: int | None, end_ms: int | None, limit: int
+    ) -> list[Trade]:
+        """`GET /fapi/v1/aggTrades` rows: one fill is one aggregate here (as on the stream),
+        so aggregate ids are trade ids. From `from_id` or `start_ms` on, the first `limit`;
+        otherwise the latest `limit`."""
+        rows = [
+            t
+            for t in self.trades
+            if (from_id is None or t.trade_id >= from_id)
+            and (start_ms is None or t.time_ms >= start_ms)
+            and (end_ms is None or t.time_ms <= end_ms)
+        ]
+        return rows[:limit] if from_id is not None or start_ms is not None else rows[-limit:]
+
+    def stats_24h(self, now_ms: int) -> dict[str, Any]:
+        """Rolling 24 h statistics, named as `GET /fapi/v1/ticker/24hr` names them."""
+        fmt = self.fmt
+        window = [t for t in self.trades if t.time_ms > now_ms - DAY_MS]
+        last = window[-1].price if window else self.last_price()
+        open_ = window[0].price if window else last
+        volume = sum(t.qty for t in window)
+        notional = sum(t.qty * t.price for t in window)
+        pct = Decimal((last - open_) * 100) / Decimal(open_) if open_ else Decimal(0)
+        return {
+            "priceChange": fmt.price(last - open_),
+            "priceChangePercent": f"{pct:.3f}",
+            "weightedAvgPrice": fmt.avg_price(notional, volume),
+            "lastPrice": fmt.price(last),
+            "lastQty": fmt.qty(window[-1].qty if window else 0),
+            "openPrice": fmt.price(open_),
+            "highPrice": fmt.price(max((t.price for t in window), default=last)),
+            "lowPrice": fmt.price(min((t.price for t in window), default=last)),
+            "volume": fmt.qty(volume),
+            "quoteVolume": fmt.quote(notional),
+            "openTime": now_ms - DAY_MS,
+            "closeTime": now_ms,
+            "firstId": window[0].trade_id if window else -1,
+            "lastId": window[-1].trade_id if window else -1,
+            "count": len(window),
+        }
+
+    def kline(self, open_ms: int, close_ms: int) -> dict[str, Any]:
+        """The stream's `k` object for the kline [`open_ms`, `close_ms`]."""
         inside = [t for t in self.trades if open_ms <= t.time_ms <= close_ms]
         prev = self.last_price(open_ms)
         fmt = self.fmt
@@ -97,7 +140,7 @@ class TradeHistory:
             open_ms = first_open + index * interval_ms
             if open_ms > last_open:
                 break
-            k = self.kline(interval_ms, open_ms)
+            k = self.kline(open_ms, open_ms + interval_ms - 1)
             rows.append(
                 [
                     k["t"],

@@ -28,6 +28,7 @@ from exconn.sim.binance_usdm_wire import (
     depth_snapshot,
     exchange_info,
     premium_index,
+    rest_agg_trade,
     rest_book_ticker,
     rest_trade,
 )
@@ -76,6 +77,8 @@ def weight(method: str, path: str, q: Any) -> int:
         return _limit_weight(q.get("limit"), [(100, 1), (500, 2), (1001, 5), (1 << 62, 10)], 500)
     table = {
         "/fapi/v1/trades": 5,
+        "/fapi/v1/aggTrades": 20,
+        "/fapi/v1/ticker/24hr": 1 if q.get("symbol") else 40,
         "/fapi/v1/premiumIndex": 1 if q.get("symbol") else 10,
         "/fapi/v1/ticker/bookTicker": 2 if q.get("symbol") else 5,
         "/fapi/v1/openOrders": 1 if q.get("symbol") else 40,
@@ -206,6 +209,45 @@ async def trades(request: web.Request) -> web.Response:
     assert isinstance(symbol, str) and isinstance(limit, int)
     fmt = core.fmts[symbol]
     return json_response([rest_trade(fmt, t) for t in core.history[symbol].recent(limit)])
+
+
+def _opt_int(request: web.Request, name: str) -> int | ApiError | None:
+    raw = request[PARAMS].get(name)
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit():
+        return ApiError(-1100, f"Illegal characters found in parameter '{name}'.")
+    return int(raw)
+
+
+async def agg_trades(request: web.Request) -> web.Response:
+    core = request.app[CORE]
+    symbol = _symbol(request)
+    limit = _int_param(request, "limit", 500, 1000)
+    from_id, start, end = (_opt_int(request, n) for n in ("fromId", "startTime", "endTime"))
+    for err in (symbol, limit, from_id, start, end):
+        if isinstance(err, ApiError):
+            return error_response(err)
+    assert isinstance(symbol, str) and isinstance(limit, int)
+    assert not isinstance(from_id, ApiError) and not isinstance(start, ApiError)
+    assert not isinstance(end, ApiError)
+    if start is not None and end is not None and end - start > 3_600_000:
+        # binance.md §8.2: startTime-endTime at most 1 h.
+        return error_response(ApiError(-1127, "More than 1 hours between startTime and endTime."))
+    fmt = core.fmts[symbol]
+    rows = core.history[symbol].agg_trades(from_id, start, end, max(limit, 1))
+    return json_response([rest_agg_trade(fmt, t) for t in rows])
+
+
+async def ticker_24hr_handler(request: web.Request) -> web.Response:
+    core = request.app[CORE]
+    symbol = _symbol(request, required=False)
+    if isinstance(symbol, ApiError):
+        return error_response(symbol)
+    now = core.now_ms()
+    names = [symbol] if symbol else list(core.symbols)
+    bodies = [{"symbol": s} | core.history[s].stats_24h(now) for s in names]
+    return json_response(bodies[0] if symbol else bodies)
 
 
 async def klines(request: web.Request) -> web.Response:
@@ -492,6 +534,8 @@ def add_rest_routes(app: web.Application) -> None:
             web.get("/fapi/v1/exchangeInfo", exchange_info_handler),
             web.get("/fapi/v1/depth", depth),
             web.get("/fapi/v1/trades", trades),
+            web.get("/fapi/v1/aggTrades", agg_trades),
+            web.get("/fapi/v1/ticker/24hr", ticker_24hr_handler),
             web.get("/fapi/v1/klines", klines),
             web.get("/fapi/v1/premiumIndex", premium),
             web.get("/fapi/v1/ticker/bookTicker", book_ticker_handler),

@@ -114,6 +114,43 @@ def agg_trade(fmt: ContractFormat, trade: Trade, now_ms: int) -> dict[str, Any]:
     }
 
 
+def rest_agg_trade(fmt: ContractFormat, trade: Trade) -> dict[str, Any]:
+    """`GET /fapi/v1/aggTrades` row: the stream's keys without e, E, s (binance.md §8.1)."""
+    return {
+        "a": trade.trade_id,
+        "p": fmt.price(trade.price),
+        "q": fmt.qty(trade.qty),
+        "f": trade.trade_id,
+        "l": trade.trade_id,
+        "T": trade.time_ms,
+        "m": trade.buyer_is_maker,
+    }
+
+
+def ticker_24hr(symbol: str, stats: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    """`<s>@ticker`: as spot's 24hrTicker without best bid/ask (x, b, B, a, A)."""
+    return {
+        "e": "24hrTicker",
+        "E": now_ms,
+        "s": symbol,
+        "p": stats["priceChange"],
+        "P": stats["priceChangePercent"],
+        "w": stats["weightedAvgPrice"],
+        "c": stats["lastPrice"],
+        "Q": stats["lastQty"],
+        "o": stats["openPrice"],
+        "h": stats["highPrice"],
+        "l": stats["lowPrice"],
+        "v": stats["volume"],
+        "q": stats["quoteVolume"],
+        "O": stats["openTime"],
+        "C": stats["closeTime"],
+        "F": stats["firstId"],
+        "L": stats["lastId"],
+        "n": stats["count"],
+    }
+
+
 def rest_trade(fmt: ContractFormat, trade: Trade) -> dict[str, Any]:
     return {
         "id": trade.trade_id,

@@ -19,6 +19,7 @@ class FaultKind(StrEnum):
     DROP = "drop"  # close a WebSocket abruptly (no close frame)
     STALL = "stall"  # keep a WebSocket open but send nothing on it
     SKIP_SEQUENCE = "skip_sequence"  # the next depth event of a symbol is not sent
+    SKIP_AGG_TRADE = "skip_agg_trade"  # the next aggTrade of a symbol is not sent (REST has it)
     MALFORMED = "malformed"  # send a garbage frame before the next real one
     SERVER_SHUTDOWN = "server_shutdown"  # send the venue's shutdown notice, then close
     CLOSE_1008 = "close_1008"  # close a WebSocket with 1008 (policy violation)

@@ -50,24 +50,41 @@ class SymbolWire:
         ]
 
     def depth_update(self, diff: DepthDiff, time_ms: int) -> bytes:
-        return _encode({
-            "e": "depthUpdate", "E": time_ms, "s": self.symbol, "U": diff.first_id,
-            "u": diff.last_id, "b": self.levels(diff.bids), "a": self.levels(diff.asks),
-        })
+        return _encode(
+            {
+                "e": "depthUpdate",
+                "E": time_ms,
+                "s": self.symbol,
+                "U": diff.first_id,
+                "u": diff.last_id,
+                "b": self.levels(diff.bids),
+                "a": self.levels(diff.asks),
+            }
+        )
 
     def trade(self, trade: Trade) -> bytes:
-        return _encode({
-            "e": "trade", "E": trade.time_ms, "s": self.symbol, "t": trade.trade_id,
-            "p": self.price(trade.price), "q": self.qty(trade.qty), "T": trade.time_ms,
-            "m": trade.buyer_is_maker, "M": True,
-        })
+        return _encode(
+            {
+                "e": "trade",
+                "E": trade.time_ms,
+                "s": self.symbol,
+                "t": trade.trade_id,
+                "p": self.price(trade.price),
+                "q": self.qty(trade.qty),
+                "T": trade.time_ms,
+                "m": trade.buyer_is_maker,
+                "M": True,
+            }
+        )
 
     def depth_snapshot(self, snap: BookSnapshot) -> bytes:
-        return _encode({
-            "lastUpdateId": snap.last_update_id,
-            "bids": self.levels(snap.bids),
-            "asks": self.levels(snap.asks),
-        })
+        return _encode(
+            {
+                "lastUpdateId": snap.last_update_id,
+                "bids": self.levels(snap.bids),
+                "asks": self.levels(snap.asks),
+            }
+        )
 
 
 def combined(stream: str, payload: bytes) -> bytes:

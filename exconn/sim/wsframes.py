@@ -71,4 +71,3 @@ def rewrap(chunks: Iterable[bytes], wrap: Callable[[bytes], bytes]) -> Iterator[
         for payload in iter_payloads(chunk):
             builder.add(text_frame(wrap(payload)))
         yield from builder.finish()
-

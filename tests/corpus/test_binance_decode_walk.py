@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from exconn.messages import BookSnapshot, MarketEvent
+from exconn.messages import BookTop, MarketEvent
 from exconn.model.enums import Exchange, Market
 from exconn.model.symbols import SymbolMap, make_symbol
 from exconn.venues.binance import parse as P
@@ -116,7 +116,7 @@ def market_event(walk: Walk, market: Market, wire: Any, stream: str | None = Non
         return
     walk.model(event, wire)
     if venue == "partialDepth" or isinstance(wire, W.PartialDepth):
-        assert isinstance(event, BookSnapshot)
+        assert isinstance(event, BookTop)  # a top-N view, never a whole-book snapshot
 
 
 def ws_json(walk: Walk, market: Market, raw: bytes) -> None:
@@ -371,8 +371,8 @@ def test_the_walk_saw_every_kind_of_binance_message(walked: Any) -> None:
     }  # fmt: skip
     assert expected_wire <= set(walk.decoded), expected_wire - set(walk.decoded)
     assert set(walk.parsed) == {
-        "Trade", "AggTrade", "BookDelta", "BookSnapshot", "Bbo", "Kline", "Ticker24h",
-        "MarkPrice",
+        "Trade", "AggTrade", "BookDelta", "BookSnapshot", "BookTop", "Bbo", "Kline",
+        "Ticker24h", "MarkPrice",
     }  # fmt: skip
     # The recorded streams dominate: thousands of diffs, trades and quotes went through.
     assert walk.parsed["BookDelta"] > 8000

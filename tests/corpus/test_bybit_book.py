@@ -17,26 +17,15 @@ import pytest
 from exconn.book import BookSync, LocalBook, OrderBook, SyncResult
 from exconn.messages import BookDelta, BookReset, BookSnapshot
 from exconn.model.enums import Exchange, Market
-from exconn.model.instruments import Instrument
 from exconn.outbox import Outbox
 from exconn.venues.bybit.book_sync import RULES, replaces_book
 from exconn.venues.bybit.streams import StreamHandler
 from exconn.venues.bybit.wire import orderbook_decoder
+from tests.unit.stream_support import instrument
 
 FILE = "bybit/ws/nautilus__2024-12-01_XRPUSDT_ob500.data"
 FIRST_U, LAST_U = 20254869, 20254918
-XRP = Instrument(
-    exchange=Exchange.BYBIT,
-    market=Market.LINEAR,
-    symbol="XRP/USDT:USDT",
-    venue_symbol="XRPUSDT",
-    base="XRP",
-    quote="USDT",
-    settle="USDT",
-    tick_size=Decimal("0.0001"),
-    step_size=Decimal("1"),
-    min_qty=Decimal("1"),
-)
+XRP = instrument(Exchange.BYBIT, Market.LINEAR, "XRP", "USDT", tick="0.0001", step="1")
 SUB = "subscriber"
 
 

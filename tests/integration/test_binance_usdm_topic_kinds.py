@@ -1,8 +1,9 @@
-"""Binance USD-M bbo on the routed /public URL, aggtrades and mark on /market, through the
-actors against BinanceUsdmSim."""
+"""Binance USD-M bbo and depth10 on the routed /public URL, aggtrades, mark, kline_<interval>
+and ticker on /market, through the actors against BinanceUsdmSim."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import urllib.request
@@ -14,6 +15,11 @@ import pytest
 import exconn
 from exconn.sim import BinanceUsdmSim
 from tests.integration.conftest import wait_for
+from tests.integration.test_binance_topic_kinds import (
+    assert_kline_is_the_trades_of_its_bar,
+    assert_ticker_is_the_tape,
+    rest_trades,
+)
 from tests.integration.topic_subscribers import EventRecorder, Events, GetEvents
 
 pytestmark = pytest.mark.integration
@@ -94,5 +100,86 @@ def test_usdm_bbo_aggtrades_and_mark_on_their_routes(usdm: BinanceUsdmSim) -> No
             ),
             "streams unsubscribed",
         )
+    finally:
+        ex.shutdown()
+
+
+NEW_KINDS = tuple(
+    f"{kind}.binance.linear.{BTC}"
+    for kind in ("depth10", "kline_1m", "kline_1w", "kline_1M", "ticker")
+)
+NEW_STREAMS = {
+    "btcusdt@depth10@100ms",
+    "btcusdt@kline_1m",
+    "btcusdt@kline_1w",
+    "btcusdt@kline_1M",
+    "btcusdt@ticker",
+}
+
+
+def test_usdm_tops_klines_and_ticker_on_their_routes(usdm: BinanceUsdmSim) -> None:
+    ex = exconn.start(exconn.Config.for_sim(None, None, linear=(usdm.rest_url, usdm.ws_url)))
+    try:
+        sub = ex.create_actor(EventRecorder)
+        ex.subscribe(
+            sub, f"book.binance.linear.{BTC}", *NEW_KINDS, f"kline_1s.binance.linear.{BTC}"
+        )
+
+        def all_live() -> Events | None:
+            e = events(ex, sub)
+            live = (
+                e.tops
+                and any(k.trades for k in e.klines)
+                and any(t.trades for t in e.tickers)
+                and e.book_update_id is not None
+                and e.errors
+            )
+            return e if live else None
+
+        got = wait_for(all_live, "top, kline, ticker, book and the kline_1s refusal")
+        (error,) = got.errors
+        assert "kline_1s" in error and "spot only" in error
+        names = sorted(c.name for c in ex.status().connections)
+        assert names == ["linear-market-md-0", "linear-public-md-0"]
+        assert NEW_STREAMS <= set(usdm.subscriptions())
+        usdm.pause()
+        usdm.step(1)  # partial depth goes out on every interval
+        update_id, bids, asks = usdm.book("BTCUSDT")
+
+        def top_at_pause() -> Events | None:
+            e = events(ex, sub)
+            at = any(t.update_id == update_id for t in e.tops)
+            return e if at and e.book_update_id == update_id else None
+
+        got = wait_for(top_at_pause, "the top and the book at the paused update id")
+        top = got.tops[-1]
+        assert top.update_id == update_id and top.depth == 10
+        assert [tuple(x) for x in top.bids] == [tuple(x) for x in bids[:10]]
+        assert [tuple(x) for x in top.asks] == [tuple(x) for x in asks[:10]]
+        assert top.ts is not None  # USD-M sends the engine time
+        # The LocalBook of the book topic, in the same subscriber, holds every level.
+        assert len(bids) > 10 and got.book_rejected == 0
+        assert [tuple(x) for x in got.book_bids] == [tuple(x) for x in bids]
+        tape = rest_trades(f"{usdm.rest_url}/fapi/v1/trades?symbol=BTCUSDT&limit=1000")
+        kline = next(k for k in reversed(got.klines) if k.trades and k.interval == "1m")
+        assert_kline_is_the_trades_of_its_bar(kline, tape)
+        # Calendar bars: weeks open on Monday 00:00 UTC, months on the 1st.
+        week = next(k for k in reversed(got.klines) if k.interval == "1w")
+        assert week.open_time.weekday() == 0 and week.open_time.time() == dt.time(0)
+        assert week.close_time - week.open_time == dt.timedelta(days=7, milliseconds=-1)
+        month = next(k for k in reversed(got.klines) if k.interval == "1M")
+        assert month.open_time.day == 1 and month.open_time.time() == dt.time(0)
+        assert (month.close_time + dt.timedelta(milliseconds=1)).day == 1
+        assert month.open_time <= kline.open_time <= month.close_time
+        ticker = next(t for t in reversed(got.tickers) if t.trades)
+        assert_ticker_is_the_tape(ticker, tape)
+        assert ticker.bid_price is None  # USD-M's ticker has no best bid/ask
+        for event in (*got.tops, *got.klines, *got.tickers):
+            assert (event.exchange, event.market, event.symbol) == ("binance", "linear", BTC)
+        assert got.others == []
+        ex.unsubscribe(sub, *NEW_KINDS)
+        wait_for(lambda: not NEW_STREAMS & set(usdm.subscriptions()), "streams unsubscribed")
+        assert "btcusdt@depth@100ms" in usdm.subscriptions()
+        assert all(c.malformed_frames == 0 for c in ex.status().connections)
     finally:
         ex.shutdown()

@@ -14,7 +14,7 @@ from exconn.messages import (
     AggTrade,
     Bbo,
     BookDelta,
-    BookSnapshot,
+    BookTop,
     EventBatch,
     Kline,
     MarkPrice,
@@ -145,23 +145,40 @@ def test_partial_depth_spot_takes_symbol_from_stream(spot: SymbolMap) -> None:
         b'"bids":[["0.0024","10"]],"asks":[["0.0026","100"]]}}'
     )
     assert isinstance(event, W.PartialDepth)
-    snap = P.parse_market_event(event, spot, stream)
-    assert isinstance(snap, BookSnapshot)
-    assert snap.symbol == "BNB/BTC" and snap.update_id == 160
-    assert snap.bids == ((Decimal("0.0024"), Decimal("10")),)
+    top = P.parse_market_event(event, spot, stream)
+    # A top-N view is a BookTop: a BookSnapshot would replace a LocalBook's whole book.
+    assert top == BookTop(
+        exchange="binance",
+        market="spot",
+        symbol="BNB/BTC",
+        depth=5,
+        update_id=160,
+        bids=((Decimal("0.0024"), Decimal("10")),),
+        asks=((Decimal("0.0026"), Decimal("100")),),
+        ts=None,  # spot partial depth carries no time
+    )
     with pytest.raises(ValueError, match="stream"):
         P.parse_market_event(event, spot)
 
 
-def test_usdm_partial_depth_is_a_snapshot_and_diff_is_a_delta(usdm: SymbolMap) -> None:
+def test_usdm_partial_depth_is_a_top_and_diff_is_a_delta(usdm: SymbolMap) -> None:
     data = (
         b'{"e":"depthUpdate","E":5,"T":4,"s":"BTCUSDT","U":157,"u":160,"pu":149,'
         b'"b":[["0.0024","10"]],"a":[["0.0026","0"]]}'
     )
-    for stream, kind in (("btcusdt@depth20@100ms", BookSnapshot), ("btcusdt@depth", BookDelta)):
-        name, event = W.decode_combined(b'{"stream":"%s","data":%s}' % (stream.encode(), data))
-        assert isinstance(event, W.DepthUpdate)
-        assert type(P.parse_market_event(event, usdm, name)) is kind
+    partial, diff = "btcusdt@depth20@100ms", "btcusdt@depth"
+    name, event = W.decode_combined(b'{"stream":"%s","data":%s}' % (partial.encode(), data))
+    assert isinstance(event, W.PartialDepthUpdate)  # never a DepthUpdate a book could apply
+    top = P.parse_market_event(event, usdm, name)
+    assert isinstance(top, BookTop) and (top.depth, top.update_id) == (20, 160)
+    assert top.ts == P.ms_to_utc(4)  # the engine time T
+    # Decoded by its tag alone it is a DepthUpdate: the stream name still makes it a top.
+    tagged = W.market_event_decoder.decode(data)
+    assert isinstance(tagged, W.DepthUpdate)
+    assert type(P.parse_market_event(tagged, usdm, partial)) is BookTop
+    name, event = W.decode_combined(b'{"stream":"%s","data":%s}' % (diff.encode(), data))
+    assert isinstance(event, W.DepthUpdate)
+    assert type(P.parse_market_event(event, usdm, name)) is BookDelta
     delta = P.parse_market_event(event, usdm, "btcusdt@depth")
     assert isinstance(delta, BookDelta)
     assert (delta.prev_update_id, delta.update_id) == (149, 160)  # USD-M links by pu

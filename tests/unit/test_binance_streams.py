@@ -9,24 +9,12 @@ import pytest
 from exconn.book.sync import SyncResult
 from exconn.messages import BookDelta, BookReset, BookSnapshot, Trade
 from exconn.model.enums import Exchange, Market, OrderSide
-from exconn.model.instruments import Instrument
 from exconn.outbox import Outbox
 from exconn.venues.binance.streams import StreamHandler
 from exconn.venues.binance.wire import DepthSnapshot
+from tests.unit.stream_support import SUB, events, instrument
 
-BTC = Instrument(
-    exchange=Exchange.BINANCE,
-    market=Market.SPOT,
-    symbol="BTC/USDT",
-    venue_symbol="BTCUSDT",
-    base="BTC",
-    quote="USDT",
-    settle=None,
-    tick_size=Decimal("0.01"),
-    step_size=Decimal("0.00001"),
-    min_qty=Decimal("0.00001"),
-)
-SUB = "subscriber-1"
+BTC = instrument(Exchange.BINANCE, Market.SPOT, "BTC", "USDT", tick="0.01", step="0.00001")
 
 
 def depth(first: int, last: int, bids: str = "[]", asks: str = "[]") -> bytes:
@@ -52,14 +40,6 @@ def handler() -> StreamHandler:
     assert change.subscribe == ["btcusdt@depth@100ms"]
     h.set_route("trades.binance.spot.BTC/USDT", [SUB], out)
     return h
-
-
-def events(out: Outbox, who: str = SUB) -> list:
-    """What ``who`` receives: the batch as the subscriber decodes it."""
-    for address, batch in out.drain():
-        if address == who:
-            return list(batch.events)
-    return []
 
 
 def test_sync_then_deltas_then_trades(handler: StreamHandler) -> None:

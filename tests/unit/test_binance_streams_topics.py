@@ -10,38 +10,14 @@ import pytest
 
 from exconn.messages import AggTrade, Bbo, MarkPrice, Trade
 from exconn.model.enums import Exchange, Market, OrderSide
-from exconn.model.instruments import Instrument
 from exconn.outbox import Outbox
 from exconn.topics import validate_subscription
 from exconn.venues.binance import urls
 from exconn.venues.binance.streams import StreamHandler
+from tests.unit.stream_support import OTHER, SUB, events, instrument
+from tests.unit.test_binance_streams import BTC
 
-BTC = Instrument(
-    exchange=Exchange.BINANCE,
-    market=Market.SPOT,
-    symbol="BTC/USDT",
-    venue_symbol="BTCUSDT",
-    base="BTC",
-    quote="USDT",
-    settle=None,
-    tick_size=Decimal("0.01"),
-    step_size=Decimal("0.00001"),
-    min_qty=Decimal("0.00001"),
-)
-PERP = Instrument(
-    exchange=Exchange.BINANCE,
-    market=Market.LINEAR,
-    symbol="BTC/USDT:USDT",
-    venue_symbol="BTCUSDT",
-    base="BTC",
-    quote="USDT",
-    settle="USDT",
-    tick_size=Decimal("0.1"),
-    step_size=Decimal("0.001"),
-    min_qty=Decimal("0.001"),
-)
-SUB = "subscriber-1"
-OTHER = "subscriber-2"
+PERP = instrument(Exchange.BINANCE, Market.LINEAR, "BTC", "USDT", tick="0.1", step="0.001")
 
 
 # Spot bookTicker: no "e", "E" or "T" (binance.md §6).
@@ -89,13 +65,6 @@ def trade(tid: int) -> bytes:
         '{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":'
         f'{tid},"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":true,"M":true}}}}'
     ).encode()
-
-
-def events(out: Outbox, who: str = SUB) -> list:
-    for address, batch in out.drain():
-        if address == who:
-            return list(batch.events)
-    return []
 
 
 def test_kinds_are_known_topics_with_their_streams_and_routes() -> None:
@@ -151,8 +120,11 @@ def test_aggtrades_are_delivered_and_deduplicated_by_aggregate_id() -> None:
     assert first.price == Decimal("0.001") and first.qty == Decimal("100")
     assert first.ts == datetime.fromtimestamp(1672515782.136, UTC)
     assert second.agg_id == "11"
-    h.on_frames([agg(14, 110, 110)], out)  # a jump is delivered and counted
-    assert [e.agg_id for e in events(out)] == ["14"] and h.agg_gaps == 1
+    h.on_frames([agg(14, 110, 110)], out)  # a jump waits for the missed ones (REST)
+    assert events(out) == []
+    (backfill,) = h.backfills()
+    assert (backfill.kind, backfill.path) == ("aggtrades", "/api/v3/aggTrades")
+    assert backfill.params == {"symbol": "BTCUSDT", "limit": "1000", "fromId": "12"}
 
 
 def test_usdm_bbo_and_mark() -> None:
@@ -224,7 +196,7 @@ def test_rotation_switches_bbo_at_promotion_and_deduplicates_aggtrades() -> None
     assert promoted.agg_id == "3"  # aggregate 2 came over both sockets, delivered once
     h.on_frames([spot_bbo(4), agg(3, 3, 3), agg(4, 4, 4)], out)
     assert [getattr(e, "update_id", None) or e.agg_id for e in events(out)] == [4, "4"]
-    assert h.agg_gaps == 0
+    assert h.backfills() == []  # no aggregate id was missed
 
 
 def test_drop_candidate_forgets_its_aggtrades() -> None:

@@ -22,41 +22,19 @@ from exconn.messages import (
     Trade,
 )
 from exconn.model.enums import Exchange, Market, OrderSide
-from exconn.model.instruments import Instrument
 from exconn.outbox import Outbox
 from exconn.topics import validate_subscription
 from exconn.venues.bybit import urls
 from exconn.venues.bybit.streams import RESUBSCRIBE_AFTER_DELTAS, StreamHandler, TradeTape
 from exconn.venues.bybit.wire import RestTrade
+from tests.unit.stream_support import OTHER, SUB, delivered, events, instrument
 
-PERP = Instrument(
-    exchange=Exchange.BYBIT,
-    market=Market.LINEAR,
-    symbol="BTC/USDT:USDT",
-    venue_symbol="BTCUSDT",
-    base="BTC",
-    quote="USDT",
-    settle="USDT",
-    tick_size=Decimal("0.10"),
-    step_size=Decimal("0.001"),
-    min_qty=Decimal("0.001"),
-)
-SPOT = Instrument(
-    exchange=Exchange.BYBIT,
-    market=Market.SPOT,
-    symbol="BTC/USDT",
-    venue_symbol="BTCUSDT",
-    base="BTC",
-    quote="USDT",
-    settle=None,
-    tick_size=Decimal("0.01"),
-    step_size=Decimal("0.000001"),
-    min_qty=Decimal(0),
+PERP = instrument(Exchange.BYBIT, Market.LINEAR, "BTC", "USDT", tick="0.10", step="0.001")
+SPOT = instrument(
+    Exchange.BYBIT, Market.SPOT, "BTC", "USDT", tick="0.01", step="0.000001", min_qty="0"
 )
 BOOK = "book.bybit.linear.BTC/USDT:USDT"
 TRADES = "trades.bybit.linear.BTC/USDT:USDT"
-SUB = "subscriber-1"
-OTHER = "subscriber-2"
 
 
 def ob(kind: str, u: int, bids: Any = (), asks: Any = (), depth: int = 200) -> bytes:
@@ -107,16 +85,6 @@ FULL_TICKER = {
     "ask1Price": "66666.70",
     "ask1Size": "3",
 }
-
-
-def delivered(out: Outbox) -> dict[str, list]:
-    """Everything delivered, per subscriber, as each decodes its batch."""
-    return {address: list(batch.events) for address, batch in out.drain()}
-
-
-def events(out: Outbox, who: str = SUB) -> list:
-    """What ``who`` receives."""
-    return delivered(out).get(who, [])
 
 
 def live_book(handler: StreamHandler | None = None) -> tuple[StreamHandler, LocalBook]:
@@ -663,3 +631,52 @@ def test_rotation_overlap_needs_no_backfill_even_after_a_disconnect() -> None:
     h.promote(out)
     assert [e.trade_id for e in events(out)] == ["a", "b"]
     assert h.symbols_needing_trades() == []
+
+
+def rest_trade(i: str, t: int) -> RestTrade:
+    return RestTrade(execId=i, symbol="BTCUSDT", price="30000", size="1", side="Sell", time=str(t))
+
+
+def test_a_candidate_with_no_trade_in_common_is_backfilled() -> None:
+    # The live socket stalled after "a"; the candidate subscribed after "b" happened.
+    h = StreamHandler(Market.LINEAR, [PERP])
+    h.set_route(TRADES, [SUB], Outbox())
+    out = Outbox()
+    t0 = 1700000000000
+    h.on_frames([trades(("a", t0, "Buy"))], out)
+    h.begin_candidate()
+    h.on_frames(ack(h, ["publicTrade.BTCUSDT"], 5), out, candidate=True)
+    h.on_frames([trades(("c", t0 + 20, "Buy"))], out, candidate=True)
+    h.promote(out)
+    assert [e.trade_id for e in events(out)] == ["a"]
+    assert h.symbols_needing_trades() == ["BTCUSDT"], "no overlap: read REST at once"
+    rows = [rest_trade("c", t0 + 20), rest_trade("b", t0 + 10), rest_trade("a", t0)]
+    assert h.on_rest_trades("BTCUSDT", rows, out) == 0
+    assert [e.trade_id for e in events(out)] == ["b", "c"]
+
+
+def test_the_gap_is_read_once_the_new_socket_carries_trades() -> None:
+    # No trade needs to come first: a quiet market would otherwise delay the missed ones.
+    h = StreamHandler(Market.LINEAR, [PERP])
+    h.set_route(TRADES, [SUB], Outbox())
+    t0 = 1700000000000
+    h.on_frames([trades(("a", t0, "Buy"))], Outbox())
+    h.on_disconnect("lost", Outbox())
+    assert h.symbols_needing_trades() == []
+    h.on_frames(ack(h, ["publicTrade.BTCUSDT"], 9), Outbox())
+    assert h.symbols_needing_trades() == ["BTCUSDT"]
+
+
+def test_rest_rows_before_the_last_delivered_trade_stay_undelivered() -> None:
+    # "a" happened just before the subscription: within the de-duplication window, never
+    # delivered, and older than "b" in the venue's order, so it must not come after "b".
+    h = StreamHandler(Market.LINEAR, [PERP])
+    h.set_route(TRADES, [SUB], Outbox())
+    out = Outbox()
+    t0 = 1700000000000
+    h.on_frames([trades(("b", t0 + 10, "Buy"))], out)
+    h.on_disconnect("lost", out)
+    h.on_frames([trades(("d", t0 + 30, "Buy"))], out)
+    rows = [rest_trade(i, t0 + 10 * n) for n, i in enumerate("abcd")][::-1]  # newest first
+    assert h.on_rest_trades("BTCUSDT", rows, out) == 0
+    assert [e.trade_id for e in events(out)] == ["b", "c", "d"]

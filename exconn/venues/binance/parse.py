@@ -11,8 +11,8 @@ from exconn.messages import (
     AggTrade,
     Bbo,
     BookDelta,
-    BookDeltaText,
     BookSnapshot,
+    BookTop,
     Kline,
     Level,
     MarketEvent,
@@ -25,6 +25,7 @@ from exconn.model.enums import Exchange, Market, OrderSide
 from exconn.model.instruments import Instrument
 from exconn.model.symbols import SymbolMap, make_symbol
 from exconn.venues.binance.wire import (
+    PARTIAL_DEPTH,
     AggTradeEvent,
     BookTicker,
     DepthSnapshot,
@@ -34,6 +35,7 @@ from exconn.venues.binance.wire import (
     KlineRow,
     MarkPriceUpdate,
     PartialDepth,
+    PartialDepthUpdate,
     PremiumIndex,
     PriceLevel,
     RestAggTrade,
@@ -119,29 +121,6 @@ def parse_trade(wire: TradeEvent, market: str, symbol: str) -> Trade:
         # m: the buyer was the maker, so the taker sold.
         side=OrderSide.SELL if wire.m else OrderSide.BUY,
         ts=ms_to_utc(wire.T),
-    )
-
-
-def parse_book_delta(
-    bids: list[PriceLevel],
-    asks: list[PriceLevel],
-    market: str,
-    symbol: str,
-    prev_update_id: int,
-    update_id: int,
-    event_ms: int,
-) -> BookDeltaText:
-    """A diff already applied to the book, for subscribers; levels stay the exchange's strings
-    until the subscriber decodes them as Decimal."""
-    return BookDeltaText(
-        exchange=EXCHANGE,
-        market=market,
-        symbol=symbol,
-        prev_update_id=prev_update_id,
-        update_id=update_id,
-        bids=bids,
-        asks=asks,
-        ts=event_ms / 1000,
     )
 
 
@@ -233,10 +212,7 @@ def parse_depth_update(
 
 # GET /api/v3/depth: {"lastUpdateId":1027024,"bids":[["4.00000000","431.00000000"]],
 #  "asks":[["4.00000200","12.00000000"]]}   (USD-M adds "E" and "T")
-# spot <s>@depth<N>: {"lastUpdateId":160,"bids":[["0.0024","10"]],"asks":[["0.0026","100"]]}
-def parse_depth_snapshot(
-    wire: DepthSnapshot | PartialDepth, market: str, symbol: str
-) -> BookSnapshot:
+def parse_depth_snapshot(wire: DepthSnapshot, market: str, symbol: str) -> BookSnapshot:
     """Binance lists both sides best first, as ``BookSnapshot`` wants them."""
     return BookSnapshot(
         exchange=EXCHANGE,
@@ -245,22 +221,53 @@ def parse_depth_snapshot(
         update_id=wire.lastUpdateId,
         bids=parse_levels(wire.bids),
         asks=parse_levels(wire.asks),
-        ts=_opt_utc(getattr(wire, "E", None)),
+        ts=_opt_utc(wire.E),
+    )
+
+
+# Partial depth is a ``BookTop``, never a ``BookSnapshot``: a subscriber keeping a ``LocalBook``
+# of the ``book`` topic would otherwise have its whole book replaced by the top N levels.
+
+
+# spot <s>@depth<N>: {"lastUpdateId":160,"bids":[["0.0024","10"]],"asks":[["0.0026","100"]]}
+def parse_partial_depth(wire: PartialDepth, market: str, symbol: str, depth: int) -> BookTop:
+    """``symbol`` and ``depth`` come from the stream name: the frame carries neither (nor a
+    time)."""
+    return BookTop(
+        exchange=EXCHANGE,
+        market=market,
+        symbol=symbol,
+        depth=depth,
+        update_id=wire.lastUpdateId,
+        bids=parse_levels(wire.bids),
+        asks=parse_levels(wire.asks),
     )
 
 
 # USD-M <s>@depth<N>: {"e":"depthUpdate","E":..,"T":..,"s":"BTCUSDT","U":..,"u":..,"pu":..,
 #  "b":[...], "a":[...]}  -- the whole top N, not a diff
-def parse_partial_depth_update(wire: DepthUpdate, market: str, symbol: str) -> BookSnapshot:
-    return BookSnapshot(
+def parse_partial_depth_update(
+    wire: PartialDepthUpdate | DepthUpdate, market: str, symbol: str, depth: int
+) -> BookTop:
+    return BookTop(
         exchange=EXCHANGE,
         market=market,
         symbol=symbol,
+        depth=depth,
         update_id=wire.u,
         bids=parse_levels(wire.b),
         asks=parse_levels(wire.a),
-        ts=ms_to_utc(wire.E),
+        # T is the matching-engine time; E (sending time) is the fallback.
+        ts=ms_to_utc(wire.T if wire.T is not None else wire.E),
     )
+
+
+def partial_depth_levels(stream: str) -> int:
+    """``btcusdt@depth20@100ms`` -> 20."""
+    name = stream.partition("@")[2].partition("@")[0]
+    if not name.startswith("depth") or not name[5:].isdigit():
+        raise ValueError(f"{stream!r} is not a partial depth stream")
+    return int(name[5:])
 
 
 # spot:  {"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000",
@@ -452,22 +459,27 @@ def parse_market_event(
 ) -> MarketEvent | None:
     """Any decoded market stream event -> its model event, the symbol mapped through
     ``symbols`` (UnknownSymbol if it is not listed). None for events with no market model
-    (serverShutdown, miniTicker, forceOrder). ``stream`` tells a partial book (``@depth20``)
-    from a diff, and names the symbol of spot partial depth, which carries none."""
+    (serverShutdown, miniTicker, forceOrder). ``stream`` tells a partial book (``@depth20``,
+    a ``BookTop``) from a diff and its depth, and names the symbol of spot partial depth,
+    which carries none."""
     market = symbols.market.value
     kind = type(wire)
-    if kind is PartialDepth:
+    partial = kind is PartialDepth or kind is PartialDepthUpdate
+    if kind is DepthUpdate and stream is not None and stream_kind(stream) == PARTIAL_DEPTH:
+        partial = True  # decoded by its tag alone: the stream name says it is a top-N view
+    if partial:
         if stream is None:
-            raise ValueError("spot partial depth carries no symbol: pass its stream name")
-        symbol = symbols.from_venue(venue_symbol_of_stream(stream))
-        return parse_depth_snapshot(wire, market, symbol)
+            raise ValueError("partial depth does not say its depth: pass its stream name")
+        depth = partial_depth_levels(stream)
+        if kind is PartialDepth:  # spot: no symbol either
+            symbol = symbols.from_venue(venue_symbol_of_stream(stream))
+            return parse_partial_depth(wire, market, symbol, depth)
+        return parse_partial_depth_update(wire, market, symbols.from_venue(wire.s), depth)
     parser = _MARKET_PARSERS.get(kind)
     if parser is None:
         return None
     symbol = symbols.from_venue(wire.s)
     if kind is DepthUpdate:
-        if stream is not None and stream_kind(stream) == "partialDepth":
-            return parse_partial_depth_update(wire, market, symbol)
         return parse_depth_update(wire, market, symbol, prev_update_id)
     return parser(wire, market, symbol)
 

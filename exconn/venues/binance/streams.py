@@ -1,251 +1,339 @@
 """Binance market-data stream handling: which stream carries which topic, and what each frame
 means for the books and subscribers (pure: the connection actor does the I/O around it).
 
-Channel table (binance.md §6): topic kind ``book`` -> ``<s>@depth@100ms`` (diff depth, synced
-with REST snapshots under ``book_sync`` rules); ``trades`` -> ``<s>@trade``; ``bbo`` ->
-``<s>@bookTicker`` (``Bbo``); ``aggtrades`` -> ``<s>@aggTrade`` (``AggTrade``); ``mark`` ->
-``<s>@markPrice@1s`` (``MarkPrice``, USD-M only). USD-M serves ``book``/``bbo`` on ``/public``
-and the rest on ``/market`` (``urls.route_for``).
+Channel table: ``urls.CHANNELS`` names each topic kind's stream, USD-M route and push cadence
+(binance.md §6, §8.1); this module decodes and delivers them:
 
-Decoding: depth, trade, aggTrade and markPrice frames carry an ``e`` tag and take one typed
-decode. Spot bookTicker carries none, so while a bookTicker stream is open a frame whose stream
-name says ``@bookTicker`` is decoded as a ``BookTicker`` (USD-M's tagged one too); with none
-open, the hot path is the tagged decode alone.
+- ``book`` -> ``<s>@depth@100ms``: diffs kept in sync with REST snapshots under ``book_sync``
+  rules -> ``BookSnapshot`` / ``BookDelta`` / ``BookReset`` / ``BookStale``.
+- ``trades`` -> ``<s>@trade`` -> ``Trade``; ``aggtrades`` -> ``<s>@aggTrade`` -> ``AggTrade``.
+  Both are histories: lossless through a ``TradeTape`` each (below).
+- States, delivered as they come: ``bbo`` -> ``<s>@bookTicker`` -> ``Bbo``; ``mark`` ->
+  ``<s>@markPrice@1s`` -> ``MarkPrice`` (USD-M only); ``ticker`` -> ``<s>@ticker`` ->
+  ``Ticker24h``; ``kline_<i>`` -> ``<s>@kline_<i>`` -> ``Kline`` (``1s`` spot only);
+  ``depth5`` / ``depth10`` / ``depth20`` -> ``<s>@depth<N>@100ms`` -> ``BookTop``.
+
+Partial depth is a ``BookTop``, not a ``BookSnapshot``: a subscriber keeping a ``LocalBook`` of
+the ``book`` topic replaces its whole book on a snapshot, so a top-N view sent as one would
+cut that book to N levels and break the chain of ``BookDelta`` ids that follows. ``BookTop``
+carries exchange, market, symbol, depth, update id, both sides and time, and never touches
+the ``book`` topic's state.
+
+Decoding: depth, trade, aggTrade, markPrice, kline and 24hrTicker frames carry an ``e`` tag and
+take one typed decode. Spot bookTicker and spot partial depth carry none, and USD-M partial
+depth carries the diff's tag: while such a stream is open, every frame is classified by its
+stream name first (``wire.frame_kind``); with none open, the hot path is the tagged decode
+alone. Once a USD-M handler has opened a partial-depth stream, a diff is also checked to come
+from the book's own stream, since a top-N frame still in flight after its stream was closed
+decodes exactly like a diff.
+
+What both venues share (the handler's state and counters, the held and candidate book and its
+events, reference-counted streams, malformed-frame counting) is in ``venues.stream_handler``,
+``venues.book_feed``, ``venues.subscriptions`` and ``venues.malformed``.
 
 Socket changes never show to subscribers as a gap or a duplicate:
 - A replacement socket (rotation before the 24 h cap, ``serverShutdown``, a silent stream)
-  runs as a *candidate* next to the live one: its diffs and trades are buffered per symbol
-  (``next_sync`` / ``next_trades``) until ``ready_to_promote()``, i.e. every live book can be
-  continued from the candidate's buffer. ``promote()`` then moves the candidate's buffers in.
+  runs as a *candidate* next to the live one: its diffs, trades and aggTrades are buffered per
+  symbol (``next_sync`` / ``next_trades`` / ``next_aggs``) until ``ready_to_promote()``, i.e.
+  every live book can be continued from the candidate's buffer. ``promote()`` then moves the
+  candidate's buffers in.
 - The book a subscriber holds is kept as ``held`` when its socket goes away; the next socket's
   diffs continue it (``BookSync.adopt``) when they reach back to it, otherwise a REST snapshot
   rebuilds the book and the subscriber gets one catch-up ``BookDelta`` from the held book to
   the new one instead of a ``BookReset``. Held books that stay unresolved too long are reset
   by the actor (``expire_held``): a stale book is never kept silently.
-- Trades pass a per-symbol ``TradeTape``: ids at or below the last delivered one are dropped
-  (the overlap of two sockets), a jump in ids holds the stream until the missed trades are
-  fetched over REST (``symbols_needing_trades`` / ``on_rest_trades``).
-- bbo and mark are states, not histories: a candidate socket's quotes are ignored and the new
-  socket's are delivered from promotion on (no de-duplication). aggTrades are buffered like
-  trades and de-duplicated by aggregate id (ids at or below the last delivered one are
-  dropped); a jump in aggregate ids is *not* backfilled (counted in ``agg_gaps``; a consumer
-  can check ``first_trade_id`` continuity itself).
+- Trades and aggTrades pass a per-symbol ``TradeTape``: ids at or below the last delivered one
+  are dropped (the overlap of two sockets), a jump in ids (a socket change, or an event the
+  server never sent) holds that stream until the missed ones are fetched over REST
+  (``backfills`` / ``on_backfill``: ``GET /api/v3/trades`` for trades, the latest 1000;
+  ``GET /api/v3/aggTrades?fromId=`` for aggTrades, paged, so every aggregate id is
+  recovered while the venue keeps it).
+- States are not histories: a candidate socket's are ignored and the new socket's are
+  delivered from promotion on (no de-duplication).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import msgspec
-from loguru import logger
 
-from exconn.book.orderbook import OrderBook
-from exconn.book.sync import BookSync, SyncResult
-from exconn.messages import BookDeltaText, BookReset, BookSnapshot, BookStale
+from exconn.book.sync import SyncResult
 from exconn.model.enums import Market
 from exconn.model.instruments import Instrument
-from exconn.model.symbols import SymbolMap
 from exconn.outbox import Outbox, Route, routes_of
-from exconn.topics import make_topic, parse_topic
-from exconn.venues.binance import urls
+from exconn.topics import KLINE_PREFIX
+from exconn.venues.backfill import Backfill
+from exconn.venues.binance import endpoints, urls
 from exconn.venues.binance.book_sync import SPOT_RULES, USDM_RULES
 from exconn.venues.binance.parse import (
     EXCHANGE,
     encode_trade,
     parse_agg_trade,
-    parse_book_delta,
     parse_book_ticker,
+    parse_kline,
     parse_mark_price,
+    parse_partial_depth,
+    parse_partial_depth_update,
     parse_rest_trade,
+    parse_ticker_24hr,
 )
 from exconn.venues.binance.wire import (
+    BOOK_TICKER,
+    PARTIAL_DEPTH,
+    TAGGED,
     AggTradeEvent,
     BookTicker,
     Combined,
     DepthSnapshot,
     DepthUpdate,
+    KlineEvent,
     MarkPriceUpdate,
-    RestTrade,
+    PartialDepth,
+    PartialDepthUpdate,
     ServerShutdown,
+    Ticker24hrEvent,
     TradeEvent,
     combined_book_ticker_decoder,
+    combined_partial_depth_decoder,
+    combined_partial_depth_update_decoder,
     control_decoder,
+    frame_kind,
+    rest_agg_trades_decoder,
+    rest_trades_decoder,
+    stream_kind,
 )
+from exconn.venues.book_feed import BookFeed
+from exconn.venues.stream_handler import BaseStreamHandler
+from exconn.venues.subscriptions import RouteChange, resolve_topic
 
-WIRE_DECIMALS = 8
+WIRE_DECIMALS = 8  # Binance sends every price and quantity with at most 8 decimals
 
 # Every tagged event a routed topic kind produces, in one decoder (a tagged union is one dict
 # lookup per frame, so the depth/trade hot path costs what it did with two members).
 _tagged_decoder = msgspec.json.Decoder(
-    Combined[DepthUpdate | TradeEvent | AggTradeEvent | MarkPriceUpdate | ServerShutdown]
+    Combined[
+        DepthUpdate
+        | TradeEvent
+        | AggTradeEvent
+        | MarkPriceUpdate
+        | KlineEvent
+        | Ticker24hrEvent
+        | ServerShutdown
+    ]
 )
-_BOOK_TICKER = b"@bookTicker"
-_NAME_WINDOW = 64  # '{"stream":"' + the longest symbol + '@bookTicker' fits well within
-MALFORMED_LOG_EVERY = 1000  # log the first malformed frame, then one in this many
+
+# States (the latest value is what counts), delivered as they come: wire type -> (the topic
+# kind of an event, its parser).
+_STATES: dict[type, tuple[Callable[[Any], str], Callable[[Any, str, str], Any]]] = {
+    BookTicker: (lambda _: "bbo", parse_book_ticker),
+    MarkPriceUpdate: (lambda _: "mark", parse_mark_price),
+    Ticker24hrEvent: (lambda _: "ticker", parse_ticker_24hr),
+    KlineEvent: (lambda e: KLINE_PREFIX + e.k.i, parse_kline),
+}
+# Partial depth names its symbol (spot) and depth only in the stream name.
+_TOPS: dict[type, Callable[[Any, str, str, int], Any]] = {
+    PartialDepth: parse_partial_depth,
+    PartialDepthUpdate: parse_partial_depth_update,
+}
 
 
 class TradeTape:
-    """De-duplicates and gap-checks one symbol's trades by id (Binance trade ids are
-    consecutive per symbol, so a jump means trades were missed)."""
+    """De-duplicates and gap-checks one symbol's stream of consecutively numbered prints:
+    trades by trade id, aggregate trades by aggregate id (Binance numbers both consecutively
+    per symbol, so a jump means prints were missed). The caller passes the id beside the
+    event, so the hot path reads it once."""
 
     __slots__ = ("hold", "last", "lost")
 
     def __init__(self) -> None:
-        self.last: int | None = None  # id of the last trade delivered
-        self.hold: list[TradeEvent] | None = None  # live trades waiting behind a backfill
-        self.lost = 0  # trades that could not be recovered
+        self.last: int | None = None  # id of the last print delivered
+        # (id, live event) waiting behind a backfill, ascending ids
+        self.hold: list[tuple[int, Any]] | None = None
+        self.lost = 0  # prints that could not be recovered
 
-    def offer(self, trade: TradeEvent) -> bool:
-        """True: deliver ``trade`` now. False: a duplicate (dropped) or held for a backfill."""
-        tid = trade.t
-        if self.hold is not None:
-            if not self.hold or tid > self.hold[-1].t:
-                self.hold.append(trade)
+    def offer(self, seq: int, event: Any) -> bool:
+        """True: deliver ``event`` now. False: a duplicate (dropped) or held for a backfill."""
+        hold = self.hold
+        if hold is not None:
+            if not hold or seq > hold[-1][0]:
+                hold.append((seq, event))
             return False
         last = self.last
         if last is not None:
-            if tid <= last:
+            if seq <= last:
                 return False
-            if tid > last + 1:
-                self.hold = [trade]
+            if seq > last + 1:
+                self.hold = [(seq, event)]
                 return False
-        self.last = tid
+        self.last = seq
         return True
 
-    def backfill(self, rows: Sequence[RestTrade]) -> tuple[list[RestTrade], list[TradeEvent]]:
-        """Resolve a hold with REST trades (ascending ids): what to deliver, in order."""
+    def backfill(
+        self, rows: Sequence[tuple[int, Any]], complete: bool = True
+    ) -> tuple[list[Any], list[Any]]:
+        """Resolve a hold with REST rows ``(id, row)`` in ascending ids: (rows, held live
+        events) to deliver now, in that order. ``complete=False``: the rows are one page of a
+        longer answer; they are delivered and the hold stays until a later page reaches it.
+        A gap found among the held events themselves holds again from there."""
         held = self.hold or []
-        self.hold = None
         last = self.last if self.last is not None else -1
-        upto = held[0].t if held else None
-        rest = [r for r in rows if r.id > last and (upto is None or r.id < upto)]
-        expected = (upto - last - 1) if upto is not None and last >= 0 else len(rest)
-        self.lost += max(0, expected - len(rest))
-        if rest:
-            self.last = rest[-1].id
-        live: list[TradeEvent] = []
-        for t in held:
-            if self.last is None or t.t > self.last:
-                live.append(t)
-                self.last = t.t
-        return rest, live
+        upto = held[0][0] if held else None
+        fill = [(i, r) for i, r in rows if i > last and (upto is None or i < upto)]
+        if not complete and fill and upto is not None and fill[-1][0] < upto - 1:
+            self.lost += fill[-1][0] - last - len(fill)  # ids the page itself skipped
+            self.last = fill[-1][0]
+            return [r for _, r in fill], []
+        self.hold = None
+        expected = (upto - last - 1) if upto is not None and last >= 0 else len(fill)
+        self.lost += max(0, expected - len(fill))
+        if fill:
+            self.last = fill[-1][0]
+        live: list[Any] = []
+        for n, (seq, event) in enumerate(held):
+            if self.last is not None and seq <= self.last:
+                continue
+            if live and self.last is not None and seq > self.last + 1:
+                self.hold = held[n:]  # the next REST read starts after what was delivered
+                break
+            # The first held print is taken whatever the REST read found: the gap before it
+            # is resolved (filled or counted lost), so a backfill always makes progress.
+            live.append(event)
+            self.last = seq
+        return [r for _, r in fill], live
 
     def reset(self) -> None:
         self.last = None
         self.hold = None
 
 
-@dataclass
-class SymbolFeed:
-    """Everything the handler keeps for one venue symbol."""
+@dataclass(frozen=True, slots=True)
+class _PrintKind:
+    """How a tape's missed prints are read back over REST."""
 
-    instrument: Instrument
-    book_topic: str
-    trade_topic: str
-    sync: BookSync
-    book_routes: tuple[Route, ...] = ()
+    endpoint: str  # key in endpoints.SPOT / endpoints.LINEAR
+    decoder: msgspec.json.Decoder[Any]
+    row_id: Callable[[Any], int]
+    parse_row: Callable[[Any, str, str], Any]
+    parse_live: Callable[[Any, str, str], Any]
+    # True: the endpoint reads forward from an id (``fromId``), page by page; False: it only
+    # serves the latest rows, and older missed prints are lost.
+    from_id: bool
+
+
+BACKFILL_LIMIT = 1000  # rows per REST read: the maximum both endpoints allow
+_PRINTS: dict[str, _PrintKind] = {
+    "trades": _PrintKind(
+        "trades", rest_trades_decoder, attrgetter("id"), parse_rest_trade, encode_trade, False
+    ),
+    "aggtrades": _PrintKind(
+        "agg_trades",
+        rest_agg_trades_decoder,
+        attrgetter("a"),
+        parse_agg_trade,
+        parse_agg_trade,
+        True,
+    ),
+}
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class SymbolFeed(BookFeed):
+    """Everything the handler keeps for one venue symbol: the book topic (``BookFeed``;
+    a candidate's ``next_sync`` only buffers diffs here) and the other kinds."""
+
+    depth_stream: str  # the book's diff stream, to tell it from partial depth on USD-M
     trade_routes: tuple[Route, ...] = ()
-    # The book subscribers hold while the current socket has not continued it yet.
-    held: OrderBook | None = None
-    held_fresh: bool = False
-    next_sync: BookSync | None = None  # the candidate socket's diffs (make-before-break)
     next_trades: list[TradeEvent] = field(default_factory=list)
     tape: TradeTape = field(default_factory=TradeTape)
-    bbo_routes: tuple[Route, ...] = ()
     agg_routes: tuple[Route, ...] = ()
-    mark_routes: tuple[Route, ...] = ()
-    last_agg: int | None = None  # aggregate id of the last aggTrade delivered
+    agg_tape: TradeTape = field(default_factory=TradeTape)
     next_aggs: list[AggTradeEvent] = field(default_factory=list)  # the candidate's aggTrades
+    # Subscribers of the state kinds (bbo, mark, ticker, depthN, kline_<i>), open ones only.
+    states: dict[str, tuple[Route, ...]] = field(default_factory=dict)
+
+    def prints(self, kind: str) -> tuple[TradeTape, tuple[Route, ...]]:
+        """The tape and subscribers of ``trades`` or ``aggtrades``."""
+        if kind == "trades":
+            return self.tape, self.trade_routes
+        return self.agg_tape, self.agg_routes
 
 
-@dataclass
-class RouteChange:
-    """What the connection must do after a route update."""
-
-    subscribe: list[str] = field(default_factory=list)
-    unsubscribe: list[str] = field(default_factory=list)
-
-
-class StreamHandler:
+class StreamHandler(BaseStreamHandler[SymbolFeed]):
     """Decodes combined-stream frames, keeps the books in sync, emits model events."""
 
+    exchange = EXCHANGE
+
     def __init__(self, market: Market, instruments: Iterable[Instrument]) -> None:
-        self.market = market
-        self.market_name = market.value
-        instruments = list(instruments)
-        self.symbols = SymbolMap.from_instruments(instruments) if instruments else None
-        self._instruments = {i.venue_symbol: i for i in instruments}
-        self._rules = SPOT_RULES if market is Market.SPOT else USDM_RULES
-        self.feeds: dict[str, SymbolFeed] = {}  # venue symbol -> feed
-        self.streams: set[str] = set()
-        self.malformed = 0
-        self.resyncs = 0
-        self.shutdown_notices = 0
-        self.agg_gaps = 0  # jumps in aggregate ids (not backfilled)
-        self._bbo_open = 0  # bookTicker streams open: frames are then classified by name
-        self._log = logger.bind(exchange=EXCHANGE, market=self.market_name)
+        super().__init__(market, instruments)
+        self._rules = SPOT_RULES if self.market is Market.SPOT else USDM_RULES
+        # Streams whose frames are told apart by name (bookTicker, partial depth) open now:
+        # while there are none, every frame takes the tagged decode alone.
+        self._by_name = 0
+        # Open partial-depth streams: stream -> (feed, topic kind, depth); their frames name
+        # no depth, and spot's no symbol.
+        self._tops: dict[str, tuple[SymbolFeed, str, int]] = {}
+        self._partial_decoder = (
+            combined_partial_depth_decoder
+            if self.market is Market.SPOT
+            else combined_partial_depth_update_decoder
+        )
+        # Set once a USD-M partial-depth stream was opened: from then on a diff must come from
+        # its book's stream (a top-N frame in flight after its stream closed looks the same).
+        self._check_diff_stream = False
 
     # -- routes ---------------------------------------------------------------------------------
     def set_route(self, topic: str, subscribers: Sequence[Any], out: Outbox) -> RouteChange:
         """Route a concrete topic to ``subscribers`` (empty closes it). Raises ValueError or
         exconn.errors.UnknownSymbol for a topic this connection cannot serve."""
-        t = parse_topic(topic)
-        if t.exchange != EXCHANGE or t.market != self.market_name:
-            raise ValueError(f"{topic}: not a binance {self.market_name} topic")
-        if self.symbols is None:
-            raise ValueError(f"{topic}: no instruments loaded")
-        venue_symbol = self.symbols.to_venue(t.symbol)
+        t, venue_symbol = resolve_topic(topic, EXCHANGE, self.market_name, self.symbols)
         stream = urls.stream_for(t.kind, venue_symbol, self.market)
         feed = self._feed(venue_symbol)
         routes = routes_of(subscribers)
         change = RouteChange()
         if t.kind == "book":
-            old = {k for k, _ in feed.book_routes}
-            feed.book_routes = routes
-            if feed.sync.live:
-                fresh = tuple(r for r in routes if r[0] not in old)
-                if fresh:
-                    out.add(fresh, self._snapshot_event(feed))
-            if not routes:
-                feed.sync.reset()
-                feed.held = None
-                feed.next_sync = None
+            feed.route(routes, out)
         elif t.kind == "trades":
             feed.trade_routes = routes
             if not routes:
                 feed.tape.reset()
                 feed.next_trades = []
-        elif t.kind == "bbo":
-            feed.bbo_routes = routes
         elif t.kind == "aggtrades":
             feed.agg_routes = routes
             if not routes:
-                feed.last_agg = None
+                feed.agg_tape.reset()
                 feed.next_aggs = []
-        else:  # "mark" (stream_for refused every other kind)
-            feed.mark_routes = routes
-        if routes and stream not in self.streams:
-            self.streams.add(stream)
-            change.subscribe.append(stream)
-        elif not routes and stream in self.streams:
-            self.streams.discard(stream)
+        elif routes:
+            feed.states[t.kind] = routes
+        else:
+            feed.states.pop(t.kind, None)
+        if routes:
+            if self._refs.add(stream, topic):
+                change.subscribe.append(stream)
+                if stream_kind(stream) == PARTIAL_DEPTH:
+                    self._tops[stream] = (feed, t.kind, int(t.kind[len("depth") :]))
+                    if self.market is not Market.SPOT:
+                        self._check_diff_stream = True  # for good: frames may be in flight
+        elif self._refs.remove(stream, topic):
             change.unsubscribe.append(stream)
-        self._bbo_open = sum(1 for s in self.streams if s.endswith("@bookTicker"))
+            self._tops.pop(stream, None)
+        self._by_name = sum(1 for s in self.streams if stream_kind(s) != TAGGED)
         return change
 
     def _feed(self, venue_symbol: str) -> SymbolFeed:
         feed = self.feeds.get(venue_symbol)
         if feed is None:
-            inst = self._instruments[venue_symbol]
-            # Binance sends every price and quantity with at most 8 decimals.
-            book = self._new_book()
             feed = SymbolFeed(
-                instrument=inst,
-                book_topic=make_topic("book", EXCHANGE, self.market_name, inst.symbol),
-                trade_topic=make_topic("trades", EXCHANGE, self.market_name, inst.symbol),
-                sync=BookSync(self._rules, book),
+                instrument=self._instruments[venue_symbol],
+                exchange=EXCHANGE,
+                market=self.market_name,
+                rules=self._rules,
+                price_scale=WIRE_DECIMALS,
+                qty_scale=WIRE_DECIMALS,
+                depth_stream=urls.stream_for("book", venue_symbol),
             )
             self.feeds[venue_symbol] = feed
         return feed
@@ -267,11 +355,15 @@ class StreamHandler:
             return
         feeds = self.feeds
         market = self.market_name
-        for raw, data in self._decoded(frames, seen, now):
-            if type(data) is DepthUpdate:
+        check_stream = self._check_diff_stream
+        for raw, stream, data in self._decoded(frames, seen, now):
+            kind = type(data)
+            if kind is DepthUpdate:
                 feed = feeds.get(data.s)
                 if feed is None or not feed.book_routes:
                     continue
+                if check_stream and stream != feed.depth_stream:
+                    continue  # a top-N frame of a partial-depth stream closed moments ago
                 sync = feed.sync
                 prev = sync.book.update_id
                 try:
@@ -279,45 +371,48 @@ class StreamHandler:
                     result = sync.on_diff(data)
                 except ValueError:
                     # A level that does not parse: the book may be half-updated, so void it.
-                    self._count_malformed(raw)
+                    self._malformed.add(raw)
                     sync.reset()
                     self.resyncs += 1
-                    out.add(feed.book_routes, self._reset_event(feed, "malformed depth update"))
+                    out.add(feed.book_routes, feed.reset_event("malformed depth update"))
                     continue
                 if result is SyncResult.APPLIED:
                     out.add(
-                        feed.book_routes,
-                        parse_book_delta(
-                            data.b, data.a, market, feed.instrument.symbol, prev, data.u, data.E
-                        ),
+                        feed.book_routes, feed.delta_event(data.b, data.a, prev, data.u, data.E)
                     )
                 elif result is SyncResult.BUFFERED:
                     if feed.held is not None:
                         self._bridge(feed, out)
                 elif result is SyncResult.GAP:
                     self.resyncs += 1
-                    self._log.bind(symbol=feed.instrument.symbol).warning(
+                    self._log.bind(symbol=feed.symbol).warning(
                         "depth gap: book at {}, next diff starts at {}; resyncing", prev, data.U
                     )
-                    out.add(feed.book_routes, self._reset_event(feed, f"gap after {prev}"))
-            elif type(data) is TradeEvent:
+                    out.add(feed.book_routes, feed.reset_event(f"gap after {prev}"))
+            elif kind is TradeEvent:
                 feed = feeds.get(data.s)
-                if feed is not None and feed.trade_routes and feed.tape.offer(data):
-                    out.add(feed.trade_routes, encode_trade(data, market, feed.instrument.symbol))
-            elif type(data) is BookTicker:
+                if feed is not None and feed.trade_routes and feed.tape.offer(data.t, data):
+                    out.add(feed.trade_routes, encode_trade(data, market, feed.symbol))
+            elif kind is AggTradeEvent:
                 feed = feeds.get(data.s)
-                if feed is not None and feed.bbo_routes:
-                    self._emit(feed, feed.bbo_routes, parse_book_ticker, data, raw, out)
-            elif type(data) is AggTradeEvent:
-                feed = feeds.get(data.s)
-                if feed is not None and feed.agg_routes and self._offer_agg(feed, data):
+                if feed is not None and feed.agg_routes and feed.agg_tape.offer(data.a, data):
                     self._emit(feed, feed.agg_routes, parse_agg_trade, data, raw, out)
-            elif type(data) is MarkPriceUpdate:
-                feed = feeds.get(data.s)
-                if feed is not None and feed.mark_routes:
-                    self._emit(feed, feed.mark_routes, parse_mark_price, data, raw, out)
-            elif type(data) is ServerShutdown:
+            elif kind is ServerShutdown:
                 self.shutdown_notices += 1
+            elif kind in _TOPS:
+                top = self._tops.get(stream)
+                if top is not None:
+                    feed, topic_kind, depth = top
+                    routes = feed.states.get(topic_kind)
+                    if routes:
+                        self._emit(feed, routes, _TOPS[kind], data, raw, out, depth)
+            else:
+                kind_of, parser = _STATES[kind]
+                feed = feeds.get(data.s)
+                if feed is not None:
+                    routes = feed.states.get(kind_of(data))
+                    if routes:
+                        self._emit(feed, routes, parser, data, raw, out)
 
     def _emit(
         self,
@@ -327,40 +422,36 @@ class StreamHandler:
         data: Any,
         raw: bytes,
         out: Outbox,
+        *args: Any,
     ) -> None:
-        """Parse a bbo / aggTrade / markPrice event for its subscribers; a value that is not a
-        number counts the frame malformed instead of failing the drain."""
+        """Parse an event beyond the book/trade hot path for its subscribers; a value that is
+        not a number counts the frame malformed instead of failing the drain."""
         try:
-            event = parser(data, self.market_name, feed.instrument.symbol)
+            event = parser(data, self.market_name, feed.symbol, *args)
         except (ArithmeticError, ValueError):  # decimal.InvalidOperation is an ArithmeticError
-            self._count_malformed(raw)
+            self._malformed.add(raw)
             return
         out.add(routes, event)
 
-    def _offer_agg(self, feed: SymbolFeed, agg: AggTradeEvent) -> bool:
-        """True: deliver ``agg``. False: its aggregate id was delivered already (the overlap of
-        two sockets). A jump in ids is delivered and counted, not backfilled."""
-        last = feed.last_agg
-        if last is not None:
-            if agg.a <= last:
-                return False
-            if agg.a > last + 1:
-                self.agg_gaps += 1
-        feed.last_agg = agg.a
-        return True
-
     def _decoded(
         self, frames: Iterable[bytes], seen: dict[str, float] | None, now: float
-    ) -> Iterator[tuple[bytes, Any]]:
-        """(frame, event) for every frame that decodes; the rest are counted as malformed.
-        Records in ``seen`` which streams spoke, for the liveness watchdog."""
+    ) -> Iterator[tuple[bytes, str, Any]]:
+        """(frame, stream, event) for every frame that decodes; the rest are counted as
+        malformed. Records in ``seen`` which streams spoke, for the liveness watchdog."""
         decode = _tagged_decoder.decode
-        bbo_open = self._bbo_open
+        by_name = self._by_name
         for raw in frames:
             try:
-                # Spot bookTicker has no "e" tag: picked by stream name, only while one is open.
-                if bbo_open and raw.find(_BOOK_TICKER, 0, _NAME_WINDOW) > 0:
-                    msg = combined_book_ticker_decoder.decode(raw)
+                if by_name:
+                    # Spot bookTicker and partial depth have no "e" tag, USD-M partial depth
+                    # the diff's: picked by stream name, only while such a stream is open.
+                    name_kind = frame_kind(raw)
+                    if name_kind == TAGGED:
+                        msg = decode(raw)
+                    elif name_kind == BOOK_TICKER:
+                        msg = combined_book_ticker_decoder.decode(raw)
+                    else:
+                        msg = self._partial_decoder.decode(raw)
                 else:
                     msg = decode(raw)
             except msgspec.DecodeError:
@@ -368,17 +459,20 @@ class StreamHandler:
                 continue
             if seen is not None:
                 seen[msg.stream] = now
-            yield raw, msg.data
+            yield raw, msg.stream, msg.data
 
     def _on_candidate_frames(
         self, frames: Iterable[bytes], seen: dict[str, float] | None, now: float
     ) -> None:
-        for _raw, data in self._decoded(frames, seen, now):
+        check_stream = self._check_diff_stream
+        for _raw, stream, data in self._decoded(frames, seen, now):
             if type(data) is DepthUpdate:
                 feed = self.feeds.get(data.s)
                 if feed is not None and feed.book_routes:
+                    if check_stream and stream != feed.depth_stream:
+                        continue
                     if feed.next_sync is None:
-                        feed.next_sync = BookSync(self._rules, self._new_book())
+                        feed.next_sync = feed.new_sync()
                     feed.next_sync.on_diff(data)
             elif type(data) is TradeEvent:
                 feed = self.feeds.get(data.s)
@@ -388,15 +482,15 @@ class StreamHandler:
                 feed = self.feeds.get(data.s)
                 if feed is not None and feed.agg_routes:
                     feed.next_aggs.append(data)
-            # bbo and mark quotes of the candidate are dropped: the live socket keeps
-            # delivering them until promotion, the candidate's own from then on.
+            # States of the candidate are dropped: the live socket keeps delivering them until
+            # promotion, the candidate's own from then on.
             # A serverShutdown on the candidate shows as its close; nothing to do here.
 
     # -- socket changes -------------------------------------------------------------------------
     def begin_candidate(self) -> None:
         """A replacement socket opens: buffer its data apart from the live socket's."""
         for feed in self.feeds.values():
-            feed.next_sync = BookSync(self._rules, self._new_book()) if feed.book_routes else None
+            feed.begin_candidate()
             feed.next_trades = []
             feed.next_aggs = []
 
@@ -422,20 +516,16 @@ class StreamHandler:
         """The candidate becomes the live socket (the old one is closed by the caller)."""
         market = self.market_name
         for feed in self.feeds.values():
-            if feed.book_routes:
-                if feed.sync.live:
-                    feed.held, feed.held_fresh = feed.sync.book, feed.sync.fresh
-                feed.sync = feed.next_sync or BookSync(self._rules, self._new_book())
-                if feed.held is not None:
-                    self._bridge(feed, out)
-            feed.next_sync = None
+            feed.take_candidate()
+            if feed.held is not None:
+                self._bridge(feed, out)
             trades, feed.next_trades = feed.next_trades, []
             for t in trades:
-                if feed.trade_routes and feed.tape.offer(t):
-                    out.add(feed.trade_routes, encode_trade(t, market, feed.instrument.symbol))
+                if feed.trade_routes and feed.tape.offer(t.t, t):
+                    out.add(feed.trade_routes, encode_trade(t, market, feed.symbol))
             aggs, feed.next_aggs = feed.next_aggs, []
             for agg in aggs:
-                if feed.agg_routes and self._offer_agg(feed, agg):
+                if feed.agg_routes and feed.agg_tape.offer(agg.a, agg):
                     self._emit(feed, feed.agg_routes, parse_agg_trade, agg, b"", out)
 
     def on_disconnect(self, reason: str, out: Outbox, *, announce: bool = True) -> None:
@@ -445,24 +535,7 @@ class StreamHandler:
         over at once (``announce=False``), subscribers are told their book is stale: a book
         that silently stops updating looks like a quiet market."""
         for feed in self.feeds.values():
-            if feed.book_routes and feed.sync.live:
-                feed.held, feed.held_fresh = feed.sync.book, feed.sync.fresh
-                feed.sync = BookSync(self._rules, self._new_book())
-                if announce:
-                    out.add(feed.book_routes, self._stale_event(feed, reason))
-            else:
-                feed.sync.reset()
-
-    def held_symbols(self) -> list[str]:
-        return [s for s, f in self.feeds.items() if f.held is not None]
-
-    def expire_held(self, reason: str, out: Outbox) -> None:
-        """Books held too long: subscribers must drop them (a snapshot follows on resync)."""
-        for feed in self.feeds.values():
-            if feed.held is not None:
-                feed.held = None
-                self.resyncs += 1
-                out.add(feed.book_routes, self._reset_event(feed, reason))
+            feed.lose_socket(reason, out, announce=announce)
 
     def _reaches(self, book_id: int, first: DepthUpdate) -> bool:
         """Does a diff chain starting at ``first`` continue a book at ``book_id``?"""
@@ -482,41 +555,80 @@ class StreamHandler:
             return  # not yet, or events were missed: a REST snapshot decides (on_snapshot)
         feed.held = None
         result, applied = feed.sync.adopt(held, feed.held_fresh)
-        symbol = feed.instrument.symbol
         for prev, diff in applied:
-            out.add(
-                feed.book_routes,
-                parse_book_delta(diff.b, diff.a, self.market_name, symbol, prev, diff.u, diff.E),
-            )
+            out.add(feed.book_routes, feed.delta_event(diff.b, diff.a, prev, diff.u, diff.E))
         if result is SyncResult.GAP:
             self.resyncs += 1
-            out.add(feed.book_routes, self._reset_event(feed, "gap after socket change"))
+            out.add(feed.book_routes, feed.reset_event("gap after socket change"))
 
-    def _new_book(self) -> OrderBook:
-        return OrderBook(WIRE_DECIMALS, WIRE_DECIMALS)
+    # -- trade and aggTrade backfill -------------------------------------------------------------
+    def backfills(self) -> list[Backfill]:
+        """The REST reads that would resolve every held tape, one per symbol and kind."""
+        found = []
+        for venue_symbol, feed in self.feeds.items():
+            for kind, spec in _PRINTS.items():
+                tape, routes = feed.prints(kind)
+                if routes and tape.hold is not None and tape.last is not None:
+                    from_id = tape.last + 1 if spec.from_id else None
+                    found.append(
+                        Backfill(
+                            kind=kind,
+                            venue_symbol=venue_symbol,
+                            path=endpoints.endpoints(self.market)[spec.endpoint].path,
+                            params=endpoints.prints_params(venue_symbol, BACKFILL_LIMIT, from_id),
+                            decoder=spec.decoder,
+                        )
+                    )
+        return found
 
-    # -- trade backfill -------------------------------------------------------------------------
+    def on_backfill(self, kind: str, venue_symbol: str, rows: Sequence[Any], out: Outbox) -> int:
+        """Deliver the prints a ``Backfill`` read found, then the live ones held behind them
+        (or, for a full page that does not reach them yet, hold on for the next page).
+        Returns how many could not be recovered (older than the venue's REST window)."""
+        spec = _PRINTS[kind]
+        feed = self.feeds.get(venue_symbol)
+        if feed is None:
+            return 0
+        tape, routes = feed.prints(kind)
+        if tape.hold is None or not routes:
+            return 0  # resolved or closed while the read was under way
+        ordered = sorted(((spec.row_id(r), r) for r in rows), key=lambda p: p[0])
+        complete = not spec.from_id or len(ordered) < BACKFILL_LIMIT
+        before = tape.lost
+        fill, live = tape.backfill(ordered, complete)
+        for row in fill:
+            self._emit(feed, routes, spec.parse_row, row, b"", out)
+        for event in live:
+            self._emit(feed, routes, spec.parse_live, event, b"", out)
+        return tape.lost - before
+
     def symbols_needing_trades(self) -> list[str]:
-        return [s for s, f in self.feeds.items() if f.trade_routes and f.tape.hold is not None]
+        """The trades case of ``backfills``: symbols whose trade stream waits for REST."""
+        return [b.venue_symbol for b in self.backfills() if b.kind == "trades"]
 
-    def on_rest_trades(self, venue_symbol: str, rows: Sequence[RestTrade], out: Outbox) -> int:
-        """Deliver the trades a socket change missed, then the live ones held behind them.
-        Returns how many could not be recovered (older than the REST window)."""
-        feed = self.feeds[venue_symbol]
-        before = feed.tape.lost
-        rest, live = feed.tape.backfill(sorted(rows, key=lambda r: r.id))
-        symbol = feed.instrument.symbol
-        for row in rest:
-            out.add(feed.trade_routes, parse_rest_trade(row, self.market_name, symbol))
-        for t in live:
-            out.add(feed.trade_routes, encode_trade(t, self.market_name, symbol))
-        return feed.tape.lost - before
+    def on_rest_trades(self, venue_symbol: str, rows: Sequence[Any], out: Outbox) -> int:
+        """The trades case of ``on_backfill``."""
+        return self.on_backfill("trades", venue_symbol, rows, out)
+
+    # -- control frames -------------------------------------------------------------------------
+    def control_frames(self, action: str, streams: Sequence[str], first_id: int) -> list[str]:
+        """The text frames asking the server to ``SUBSCRIBE`` / ``UNSUBSCRIBE`` ``streams``,
+        split as the venue wants them, with request ids ``first_id``, ``first_id + 1``, ...
+        (the caller owns the id counter: one id per frame)."""
+        return urls.control_frames(action, streams, first_id)
 
     def _not_an_event(self, raw: bytes) -> None:
-        if raw.find(_BOOK_TICKER, 0, _NAME_WINDOW) > 0:
+        try:
+            name_kind = frame_kind(raw)
+        except msgspec.DecodeError:
+            name_kind = None
+        if name_kind in (BOOK_TICKER, PARTIAL_DEPTH):
+            decoder = (
+                combined_book_ticker_decoder if name_kind == BOOK_TICKER else self._partial_decoder
+            )
             try:
-                combined_book_ticker_decoder.decode(raw)
-                return  # a quote of a stream closed moments ago (still in flight): not malformed
+                decoder.decode(raw)
+                return  # an event of a stream closed moments ago (still in flight): not malformed
             except msgspec.DecodeError:
                 pass
         try:
@@ -529,14 +641,7 @@ class StreamHandler:
                     "control request {} failed: {} {}", reply.id, reply.code, reply.msg
                 )
             return
-        self._count_malformed(raw)
-
-    def _count_malformed(self, raw: bytes) -> None:
-        self.malformed += 1
-        if self.malformed % MALFORMED_LOG_EVERY == 1:
-            self._log.warning(
-                "skipped malformed frame #{} ({} bytes): {!r}", self.malformed, len(raw), raw[:120]
-            )
+        self._malformed.add(raw)
 
     # -- snapshots ------------------------------------------------------------------------------
     def symbols_needing_snapshot(self) -> list[str]:
@@ -546,46 +651,13 @@ class StreamHandler:
         feed = self.feeds[venue_symbol]
         result = feed.sync.on_snapshot(snapshot.lastUpdateId, snapshot.bids, snapshot.asks)
         if result is SyncResult.SYNCED:
-            held, feed.held = feed.held, None
-            book = feed.sync.book
-            if held is not None and book.update_id > held.update_id:
+            held = feed.held
+            if held is not None and feed.sync.book.update_id > held.update_id:
                 # Subscribers hold `held`: one delta to the rebuilt book instead of a reset.
-                bids, asks = held.diff_to(book)
-                out.add(
-                    feed.book_routes,
-                    BookDeltaText(
-                        exchange=EXCHANGE,
-                        market=self.market_name,
-                        symbol=feed.instrument.symbol,
-                        prev_update_id=held.update_id,
-                        update_id=book.update_id,
-                        bids=bids,
-                        asks=asks,
-                    ),
-                )
+                feed.catch_up(out)
             else:
-                out.add(feed.book_routes, self._snapshot_event(feed))
+                feed.held = None
+                out.add(feed.book_routes, feed.snapshot_event())
         elif result is SyncResult.GAP:
             self.resyncs += 1
         return result
-
-    def _snapshot_event(self, feed: SymbolFeed) -> BookSnapshot:
-        book = feed.sync.book
-        return BookSnapshot(
-            exchange=EXCHANGE,
-            market=self.market_name,
-            symbol=feed.instrument.symbol,
-            update_id=book.update_id,
-            bids=tuple(book.bids()),
-            asks=tuple(book.asks()),
-        )
-
-    def _stale_event(self, feed: SymbolFeed, reason: str) -> BookStale:
-        return BookStale(
-            exchange=EXCHANGE, market=self.market_name, symbol=feed.instrument.symbol, reason=reason
-        )
-
-    def _reset_event(self, feed: SymbolFeed, reason: str) -> BookReset:
-        return BookReset(
-            exchange=EXCHANGE, market=self.market_name, symbol=feed.instrument.symbol, reason=reason
-        )

@@ -231,11 +231,26 @@ class BookTicker(msgspec.Struct):
 
 class PartialDepth(msgspec.Struct):
     """Spot ``<symbol>@depth<5|10|20>``: the top of the book, with no symbol and no time (the
-    combined stream's name says which symbol). USD-M partial depth is a ``DepthUpdate``."""
+    combined stream's name says which symbol). USD-M's is a ``PartialDepthUpdate``."""
 
     lastUpdateId: int
     bids: list[PriceLevel]
     asks: list[PriceLevel]
+
+
+class PartialDepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate"):
+    """USD-M ``<symbol>@depth<5|10|20>``: the top levels, complete, though tagged and shaped
+    like a diff (``DepthUpdate``). A type of its own, picked by stream name, so that a frame of
+    this stream can never be applied to a book as a diff."""
+
+    E: int
+    s: str
+    U: int
+    u: int
+    b: list[PriceLevel]
+    a: list[PriceLevel]
+    pu: int | None = None
+    T: int | None = None
 
 
 # Every market stream event that carries an ``e`` tag, spot and USD-M.
@@ -974,6 +989,7 @@ book_ticker_decoder = msgspec.json.Decoder(BookTicker)
 combined_book_ticker_decoder = msgspec.json.Decoder(Combined[BookTicker])
 partial_depth_decoder = msgspec.json.Decoder(PartialDepth)
 combined_partial_depth_decoder = msgspec.json.Decoder(Combined[PartialDepth])
+combined_partial_depth_update_decoder = msgspec.json.Decoder(Combined[PartialDepthUpdate])
 combined_raw_decoder = msgspec.json.Decoder(CombinedRaw)
 
 spot_user_event_decoder = msgspec.json.Decoder(SpotUserEvent)
@@ -1016,48 +1032,58 @@ def decode_cancel_open_orders(raw: bytes) -> list[SpotOrderResult | SpotOrderLis
     return out
 
 
+# Event families that carry no ``e`` tag of their own (or share a diff's tag): the stream
+# name says what a frame is.
+BOOK_TICKER = "bookTicker"
+PARTIAL_DEPTH = "partialDepth"
+TAGGED = "tagged"
+
+
 def stream_kind(stream: str) -> str:
     """The event family of a stream name, for the events that carry no ``e`` tag:
     ``"bookTicker"``, ``"partialDepth"`` (``<s>@depth5``, ``@depth20@100ms``) or ``"tagged"``
     for everything a ``MarketStreamEvent`` covers."""
     _, _, rest = stream.partition("@")
     if rest.startswith("bookTicker") or stream == "!bookTicker":  # USD-M all-symbol stream
-        return "bookTicker"
+        return BOOK_TICKER
     if rest.startswith("depth") and rest[5:6].isdigit():
-        return "partialDepth"
-    return "tagged"
+        return PARTIAL_DEPTH
+    return TAGGED
 
 
 _STREAM_PREFIX = b'{"stream":"'
 _PREFIX_LEN = len(_STREAM_PREFIX)
 
 
+def frame_kind(raw: bytes) -> str:
+    """``stream_kind`` of a combined frame. Binance writes compact JSON with ``stream`` first:
+    the name is read straight from the bytes, without building a str (this runs once per
+    frame while such streams are open); a frame laid out otherwise takes a decoding pass.
+    Raises msgspec.DecodeError on a frame that is not a combined event."""
+    if raw.startswith(_STREAM_PREFIX):
+        at = raw.find(b"@", _PREFIX_LEN, raw.find(b'"', _PREFIX_LEN)) + 1
+        if raw.startswith(b"bookTicker", at) or raw.startswith(b'!bookTicker"', _PREFIX_LEN):
+            return BOOK_TICKER
+        if raw.startswith(b"depth", at) and raw[at + 5 : at + 6].isdigit():
+            return PARTIAL_DEPTH
+        return TAGGED
+    return stream_kind(combined_raw_decoder.decode(raw).stream)
+
+
 def decode_combined(raw: bytes) -> tuple[str, Any]:
     """``(stream, event)`` of any combined market frame, in one typed decode.
 
-    Spot bookTicker and spot partial depth carry no ``e`` field, so the stream name picks the
-    type. Binance writes compact JSON with ``stream`` first; the name is read straight from the
-    bytes, and a frame laid out otherwise takes the two-pass path. Raises msgspec.DecodeError
-    (or ValidationError) on anything else."""
-    if raw.startswith(_STREAM_PREFIX):
-        # Classify from the bytes after the name's "@", without building a str: this runs
-        # once per frame on the hot path (same outcome as stream_kind).
-        at = raw.find(b"@", _PREFIX_LEN, raw.find(b'"', _PREFIX_LEN)) + 1
-        if raw.startswith(b"bookTicker", at) or raw.startswith(b'!bookTicker"', _PREFIX_LEN):
-            kind = "bookTicker"
-        elif raw.startswith(b"depth", at) and raw[at + 5 : at + 6].isdigit():
-            kind = "partialDepth"
-        else:
-            kind = "tagged"
-    else:
-        kind = stream_kind(combined_raw_decoder.decode(raw).stream)
+    Spot bookTicker and spot partial depth carry no ``e`` field and USD-M partial depth shares
+    the diff's tag, so the stream name picks the type (``frame_kind``). Raises
+    msgspec.DecodeError (or ValidationError) on anything else."""
+    kind = frame_kind(raw)
     frame: Any
-    if kind == "bookTicker":
+    if kind == BOOK_TICKER:
         frame = combined_book_ticker_decoder.decode(raw)
-    elif kind == "partialDepth":
-        # USD-M partial depth is a tagged depthUpdate; spot's is a bare PartialDepth.
+    elif kind == PARTIAL_DEPTH:
+        # USD-M partial depth is tagged depthUpdate; spot's is a bare PartialDepth.
         frame = (
-            combined_market_decoder.decode(raw)
+            combined_partial_depth_update_decoder.decode(raw)
             if b'"e":"depthUpdate"' in raw
             else combined_partial_depth_decoder.decode(raw)
         )

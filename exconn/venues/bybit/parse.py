@@ -28,7 +28,6 @@ from exconn.errors import InvalidSymbol
 from exconn.messages import (
     Bbo,
     BookDelta,
-    BookDeltaText,
     BookSnapshot,
     Kline,
     Level,
@@ -198,29 +197,6 @@ def parse_levels(levels: Sequence[PriceLevel]) -> tuple[Level, ...]:
 def book_ts_ms(msg: OrderbookMessage) -> int:
     """The matching-engine time (``cts``, comparable with trade times) or the push time."""
     return msg.cts if msg.cts is not None else msg.ts
-
-
-def parse_book_delta(
-    bids: list[PriceLevel],
-    asks: list[PriceLevel],
-    market: str,
-    symbol: str,
-    prev_update_id: int,
-    update_id: int,
-    event_ms: int,
-) -> BookDeltaText:
-    """A delta already applied to the book, for subscribers; levels stay the exchange's
-    strings until the subscriber decodes them as Decimal (the hot path)."""
-    return BookDeltaText(
-        exchange=EXCHANGE,
-        market=market,
-        symbol=symbol,
-        prev_update_id=prev_update_id,
-        update_id=update_id,
-        bids=bids,
-        asks=asks,
-        ts=event_ms / 1000,
-    )
 
 
 # {"topic":"orderbook.50.BTCUSDT","type":"snapshot","ts":1672304484978,"data":{"s":"BTCUSDT",

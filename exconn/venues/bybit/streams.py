@@ -8,6 +8,12 @@ Channel table (bybit.md §6.1, ``urls.stream_for``): ``book`` -> ``orderbook.<de
 ``kline_<interval>`` -> ``kline.<bybit interval>.<s>`` (``Kline``). ``ticker`` and ``mark``
 share one topic: it stays subscribed while either has a subscriber.
 
+What every venue shares lives beside the venue folders and is not repeated here: the handler's
+state and counters (``venues.stream_handler``), the book topic across socket changes and its
+events (``venues.book_feed``), reference-counted streams (``venues.subscriptions``),
+malformed-frame counting (``venues.malformed``) and the REST read of a backfill
+(``venues.backfill``).
+
 What differs from Binance (``exconn.venues.binance.streams``, same public surface):
 - Topics are subscribed after connecting: ``control_frames("subscribe", streams, first_id)``
   builds ``{"op":"subscribe","args":[...],"req_id":".."}`` frames, at most
@@ -45,7 +51,9 @@ Socket changes never show to subscribers as a gap or a duplicate:
   behind the newest trade delivered. Memory is the ids of one second of trades, not a history;
   it relies on Bybit pushing a symbol's trades in execution order on each socket (the window
   absorbs ties and small reorderings). The overlap of a candidate socket is removed this way.
-  After a lost socket, trades the gap may have swallowed are fetched from REST
+  After a lost socket, or a promoted candidate that carried no trade the old socket
+  delivered (no overlap is proven: the old one may have stalled), trades the gap may have
+  swallowed are fetched from REST
   (``symbols_needing_trades`` / ``on_rest_trades``, matched the same way) before the new
   socket's trades, held meanwhile, are delivered.
 - bbo, ticker, mark and kline are states, not histories: a candidate's are not delivered; its
@@ -62,16 +70,14 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
-from loguru import logger
 
-from exconn.book.orderbook import OrderBook
 from exconn.book.sync import BookSync, SyncResult, SyncRules
-from exconn.messages import Bbo, BookDeltaText, BookReset, BookSnapshot, BookStale
+from exconn.messages import Bbo
 from exconn.model.enums import Market
 from exconn.model.instruments import Instrument
-from exconn.model.symbols import SymbolMap
 from exconn.outbox import Outbox, Route, routes_of
-from exconn.topics import make_topic, parse_topic
+from exconn.venues.backfill import Backfill
+from exconn.venues.book_feed import BookFeed
 from exconn.venues.bybit import urls
 from exconn.venues.bybit.book_sync import RESTART_ID, RULES, replaces_book
 from exconn.venues.bybit.parse import (
@@ -82,7 +88,6 @@ from exconn.venues.bybit.parse import (
     encode_trade,
     merge_ticker,
     ms_to_utc,
-    parse_book_delta,
     parse_kline,
     parse_mark_price,
     parse_rest_trade,
@@ -114,8 +119,9 @@ from exconn.venues.bybit.wire import (
     recent_trades_decoder,
     ticker_decoder,
 )
+from exconn.venues.stream_handler import BaseStreamHandler
+from exconn.venues.subscriptions import RouteChange, resolve_topic
 
-MALFORMED_LOG_EVERY = 1000  # log the first malformed frame, then one in this many
 RESUBSCRIBE_AFTER_DELTAS = 200  # deltas seen with no snapshot after asking: ask again
 TRADE_WINDOW_MS = 1000
 MAX_PENDING_ACKS = 1000
@@ -161,11 +167,21 @@ class TradeTape:
     ``offer`` answers for a live trade; after a lost socket (``gap_since`` set) the next live
     trade starts a hold that ``backfill`` resolves with REST trades."""
 
-    __slots__ = ("_ids", "_recent", "gap_since", "hold", "last", "possibly_lost", "window_ms")
+    __slots__ = (
+        "_ids",
+        "_recent",
+        "gap_since",
+        "hold",
+        "last",
+        "last_id",
+        "possibly_lost",
+        "window_ms",
+    )
 
     def __init__(self, window_ms: int = TRADE_WINDOW_MS) -> None:
         self.window_ms = window_ms
         self.last: int | None = None  # newest trade time delivered (ms)
+        self.last_id: str | None = None  # the last trade delivered at that time
         self._ids: set[str] = set()  # ids delivered within the window
         self._recent: deque[tuple[int, str]] = deque()  # (time, id) of those, oldest first
         self.gap_since: int | None = None  # trades after this time may have been missed
@@ -182,6 +198,10 @@ class TradeTape:
             return False
         return self.accept(trade.i, trade.T)
 
+    def delivered(self, trade_id: str) -> bool:
+        """True if ``trade_id`` was delivered within the window of the newest trade."""
+        return trade_id in self._ids
+
     def accept(self, trade_id: str, ts: int) -> bool:
         """Record a trade about to be delivered; False if it was delivered already."""
         last = self.last
@@ -190,6 +210,8 @@ class TradeTape:
         self._ids.add(trade_id)
         recent = self._recent
         recent.append((ts, trade_id))
+        if last is None or ts >= last:
+            self.last_id = trade_id
         if last is None or ts > last:
             self.last = ts
             floor = ts - self.window_ms
@@ -205,7 +227,11 @@ class TradeTape:
         self.gap_since = None
         # Stable sort: REST lists newest first, so reversing keeps same-millisecond order.
         ordered = sorted(reversed(rows), key=lambda r: int(r.time))
-        rest = [r for r in ordered if self.accept(r.execId, int(r.time))]
+        # Rows up to the last trade delivered are older in the venue's own order, even those
+        # within the window that were never delivered (before the subscription started).
+        ids = [r.execId for r in ordered]
+        newer = ordered[ids.index(self.last_id) + 1 :] if self.last_id in ids else ordered
+        rest = [r for r in newer if self.accept(r.execId, int(r.time))]
         live = [t for t in held if self.accept(t.i, t.T)]
         if since is not None and ordered and int(ordered[0].time) > since:
             # The REST window starts after the last trade delivered: trades in between, if
@@ -215,35 +241,26 @@ class TradeTape:
 
     def reset(self) -> None:
         self.last = None
+        self.last_id = None
         self._ids.clear()
         self._recent.clear()
         self.gap_since = None
         self.hold = None
 
 
-@dataclass
-class SymbolFeed:
-    """Everything the handler keeps for one venue symbol."""
+@dataclass(slots=True, kw_only=True, eq=False)
+class SymbolFeed(BookFeed):
+    """Everything the handler keeps for one venue symbol: the book topic (``BookFeed``;
+    a candidate's ``next_sync`` loads its own snapshots here) and the other kinds."""
 
-    instrument: Instrument
-    book_topic: str
-    trade_topic: str
     book_stream: str
     bbo_stream: str
     ticker_stream: str
-    sync: BookSync
-    price_scale: int
-    qty_scale: int
-    book_routes: tuple[Route, ...] = ()
     trade_routes: tuple[Route, ...] = ()
     bbo_routes: tuple[Route, ...] = ()
     ticker_routes: tuple[Route, ...] = ()
     mark_routes: tuple[Route, ...] = ()
     kline_routes: dict[str, tuple[Route, ...]] = field(default_factory=dict)  # by stream
-    # The book subscribers hold while the current socket has not continued it yet.
-    held: OrderBook | None = None
-    held_fresh: bool = False
-    next_sync: BookSync | None = None  # the candidate socket's book (make-before-break)
     next_gap: bool = False  # the candidate's book broke: resubscribe after promotion
     tape: TradeTape = field(default_factory=TradeTape)
     next_trades: list[PublicTrade] = field(default_factory=list)
@@ -254,29 +271,10 @@ class SymbolFeed:
     next_ticker: TickerData | None = None
 
 
-@dataclass(frozen=True)
-class Backfill:
-    """A REST read that resolves a held trade tape (``StreamHandler.backfills``): the
-    connection fetches ``path`` with ``params``, decodes with ``decoder`` (the V5 envelope)
-    and hands the result to ``StreamHandler.on_backfill(kind, venue_symbol, rows, out)``."""
-
-    kind: str  # topic kind: "trades"
-    venue_symbol: str
-    path: str
-    params: dict[str, str]
-    decoder: msgspec.json.Decoder[Any]
-
-
-@dataclass
-class RouteChange:
-    """What the connection must do after a route update."""
-
-    subscribe: list[str] = field(default_factory=list)
-    unsubscribe: list[str] = field(default_factory=list)
-
-
-class StreamHandler:
+class StreamHandler(BaseStreamHandler[SymbolFeed]):
     """Decodes public V5 frames, keeps the books in sync, emits model events."""
+
+    exchange = EXCHANGE
 
     def __init__(
         self,
@@ -286,59 +284,35 @@ class StreamHandler:
         book_depth: int | None = None,
         rules: SyncRules = RULES,
     ) -> None:
-        self.market = Market(market)
-        self.market_name = self.market.value
-        instruments = list(instruments)
-        self.symbols = SymbolMap.from_instruments(instruments) if instruments else None
-        self._instruments = {i.venue_symbol: i for i in instruments}
+        super().__init__(market, instruments)
         depth = urls.book_depth(self.market) if book_depth is None else book_depth
         if urls.check_depth(self.market, depth) == urls.BBO_DEPTH:
             raise ValueError("bybit: book depth 1 is the bbo topic; pick 50, 200 or 1000")
         self.book_depth = depth
         self._rules = rules
-        self.feeds: dict[str, SymbolFeed] = {}  # venue symbol -> feed
-        self.streams: set[str] = set()
-        self._users: dict[str, set[str]] = {}  # stream -> exconn topics routed to it
         self._by_stream: dict[str, SymbolFeed] = {}
         self._awaiting: set[str] = set()  # snapshot streams whose snapshot is still to come
         self._waiting: dict[str, int] = {}  # deltas seen on an awaiting stream
         self._resubscribe: dict[str, None] = {}  # ordered set of streams to resubscribe
         self._sent: dict[str, tuple[str, ...]] = {}  # subscribe req_id -> its streams
         self._confirmed: set[str] = set()  # streams the candidate socket proved it carries
-        self.malformed = 0
-        self.resyncs = 0
-        self.shutdown_notices = 0  # Bybit sends no shutdown notice; kept for the interface
+        # Bybit sends no shutdown notice: ``shutdown_notices`` stays 0.
         self.pongs = 0
         self.last_pong: float | None = None
         self.failed_requests = 0
-        self._log = logger.bind(exchange=EXCHANGE, market=self.market_name)
 
     # -- routes ---------------------------------------------------------------------------------
     def set_route(self, topic: str, subscribers: Sequence[Any], out: Outbox) -> RouteChange:
         """Route a concrete topic to ``subscribers`` (empty closes it). Raises ValueError or
         exconn.errors.UnknownSymbol for a topic this connection cannot serve."""
-        t = parse_topic(topic)
-        if t.exchange != EXCHANGE or t.market != self.market_name:
-            raise ValueError(f"{topic}: not a bybit {self.market_name} topic")
-        if self.symbols is None:
-            raise ValueError(f"{topic}: no instruments loaded")
-        venue_symbol = self.symbols.to_venue(t.symbol)
+        t, venue_symbol = resolve_topic(topic, EXCHANGE, self.market_name, self.symbols)
         stream = urls.stream_for(t.kind, venue_symbol, self.market, self.book_depth)
         feed = self._feed(venue_symbol)
         routes = routes_of(subscribers)
         change = RouteChange()
         opening = bool(routes) and stream not in self.streams
         if t.kind == "book":
-            old = {k for k, _ in feed.book_routes}
-            feed.book_routes = routes
-            if feed.sync.live:
-                fresh = tuple(r for r in routes if r[0] not in old)
-                if fresh:
-                    out.add(fresh, self._snapshot_event(feed))
-            if not routes:
-                feed.sync.reset()
-                feed.held = None
-                feed.next_sync = None
+            feed.route(routes, out)
         elif t.kind == "trades":
             feed.trade_routes = routes
             if not routes:
@@ -347,7 +321,7 @@ class StreamHandler:
         elif t.kind == "bbo":
             feed.bbo_routes = routes
             if opening or not routes:
-                feed.bbo = self._new_sync(feed) if routes else None
+                feed.bbo = feed.new_sync() if routes else None
                 feed.next_bbo = None
                 feed.bbo_u = None
         elif t.kind == "ticker":
@@ -359,28 +333,20 @@ class StreamHandler:
                 feed.kline_routes[stream] = routes
             else:
                 feed.kline_routes.pop(stream, None)
-        users = self._users.setdefault(stream, set())
         if routes:
-            users.add(topic)
-        else:
-            users.discard(topic)
-        if users and stream not in self.streams:
-            self.streams.add(stream)
-            self._by_stream[stream] = feed
-            if _starts_with_snapshot(stream):
-                self._awaiting.add(stream)
-            if stream == feed.ticker_stream:
-                feed.ticker = feed.next_ticker = None
-            change.subscribe.append(stream)
-        elif not users:
-            del self._users[stream]
-            if stream in self.streams:
-                self.streams.discard(stream)
-                self._by_stream.pop(stream, None)
-                self._forget(stream)
+            if self._refs.add(stream, topic):
+                self._by_stream[stream] = feed
+                if _starts_with_snapshot(stream):
+                    self._awaiting.add(stream)
                 if stream == feed.ticker_stream:
                     feed.ticker = feed.next_ticker = None
-                change.unsubscribe.append(stream)
+                change.subscribe.append(stream)
+        elif self._refs.remove(stream, topic):
+            self._by_stream.pop(stream, None)
+            self._forget(stream)
+            if stream == feed.ticker_stream:
+                feed.ticker = feed.next_ticker = None
+            change.unsubscribe.append(stream)
         return change
 
     def _forget(self, stream: str) -> None:
@@ -392,26 +358,21 @@ class StreamHandler:
         feed = self.feeds.get(venue_symbol)
         if feed is None:
             inst = self._instruments[venue_symbol]
-            ps, qs = _scale(inst.tick_size), _scale(inst.step_size)
             feed = SymbolFeed(
                 instrument=inst,
-                book_topic=make_topic("book", EXCHANGE, self.market_name, inst.symbol),
-                trade_topic=make_topic("trades", EXCHANGE, self.market_name, inst.symbol),
+                exchange=EXCHANGE,
+                market=self.market_name,
+                rules=self._rules,
+                price_scale=_scale(inst.tick_size),
+                qty_scale=_scale(inst.step_size),
+                # Deltas before an in-stream snapshot are never replayed: keep only a few.
+                max_buffer=RESUBSCRIBE_AFTER_DELTAS,
                 book_stream=urls.orderbook_stream(venue_symbol, self.book_depth),
                 bbo_stream=urls.orderbook_stream(venue_symbol, urls.BBO_DEPTH),
                 ticker_stream=urls.ticker_stream(venue_symbol),
-                sync=BookSync(self._rules, OrderBook(ps, qs), RESUBSCRIBE_AFTER_DELTAS),
-                price_scale=ps,
-                qty_scale=qs,
             )
             self.feeds[venue_symbol] = feed
         return feed
-
-    def _new_book(self, feed: SymbolFeed) -> OrderBook:
-        return OrderBook(feed.price_scale, feed.qty_scale)
-
-    def _new_sync(self, feed: SymbolFeed) -> BookSync:
-        return BookSync(self._rules, self._new_book(feed), RESUBSCRIBE_AFTER_DELTAS)
 
     # -- control frames -------------------------------------------------------------------------
     def control_frames(self, action: str, streams: Sequence[str], first_id: int) -> list[str]:
@@ -486,7 +447,7 @@ class StreamHandler:
                     continue  # a topic exconn never subscribes (or a stray reply shape)
                 msg = _DECODERS[cls].decode(raw)
             except msgspec.DecodeError:  # ValidationError (fields missing) included
-                self._count_malformed(raw)
+                self._malformed.add(raw)
                 continue
             topic = msg.topic
             if seen is not None:
@@ -525,7 +486,7 @@ class StreamHandler:
         try:
             result = sync.on_diff(msg)
         except ValueError:
-            self._count_malformed(raw)
+            self._malformed.add(raw)
             self._void(feed, out, "malformed orderbook delta")
             return
         if result is SyncResult.APPLIED:
@@ -533,20 +494,15 @@ class StreamHandler:
                 self._bridge(feed, out)  # subscribers hold another book: catch it up first
                 return
             d = msg.data
-            out.add(
-                feed.book_routes,
-                parse_book_delta(
-                    d.b, d.a, self.market_name, feed.instrument.symbol, prev, d.u, book_ts_ms(msg)
-                ),
-            )
+            out.add(feed.book_routes, feed.delta_event(d.b, d.a, prev, d.u, book_ts_ms(msg)))
         elif result is SyncResult.GAP:
             self.resyncs += 1
-            self._log.bind(symbol=feed.instrument.symbol).warning(
+            self._log.bind(symbol=feed.symbol).warning(
                 "orderbook gap: book at {}, next delta is {}; resubscribing", prev, msg.data.u
             )
             self._request_resubscribe(feed.book_stream)
             if feed.held is None:  # a held book is still valid: the next snapshot continues it
-                out.add(feed.book_routes, self._reset_event(feed, f"gap after {prev}"))
+                out.add(feed.book_routes, feed.reset_event(f"gap after {prev}"))
 
     def _load_snapshot(
         self, feed: SymbolFeed, msg: OrderbookMessage, raw: bytes, out: Outbox
@@ -558,7 +514,7 @@ class StreamHandler:
             sync.reset()
             result = sync.on_snapshot(d.u, d.b, d.a)
         except ValueError:
-            self._count_malformed(raw)
+            self._malformed.add(raw)
             self._void(feed, out, "malformed orderbook snapshot")
             return SyncResult.GAP
         self._snapshot_arrived(feed.book_stream)
@@ -567,7 +523,7 @@ class StreamHandler:
             return result
         # No held book, or ids restarted below it: the snapshot replaces what subscribers hold.
         feed.held = None
-        out.add(feed.book_routes, self._snapshot_event(feed, book_ts_ms(msg)))
+        out.add(feed.book_routes, feed.snapshot_event(ms_to_utc(book_ts_ms(msg))))
         return result
 
     def _void(self, feed: SymbolFeed, out: Outbox, reason: str) -> None:
@@ -576,29 +532,16 @@ class StreamHandler:
         self.resyncs += 1
         self._request_resubscribe(feed.book_stream)
         if feed.held is None:
-            out.add(feed.book_routes, self._reset_event(feed, reason))
+            out.add(feed.book_routes, feed.reset_event(reason))
 
-    def _bridge(self, feed: SymbolFeed, out: Outbox) -> bool:
+    @staticmethod
+    def _bridge(feed: SymbolFeed, out: Outbox) -> bool:
         """Move subscribers from the held book to the live one with one delta, once the live
         book is at or past it; False while it is still behind."""
         held, sync = feed.held, feed.sync
         if held is None or not sync.live or sync.book.update_id < held.update_id:
             return False
-        feed.held = None
-        book = sync.book
-        bids, asks = held.diff_to(book)
-        out.add(
-            feed.book_routes,
-            BookDeltaText(
-                exchange=EXCHANGE,
-                market=self.market_name,
-                symbol=feed.instrument.symbol,
-                prev_update_id=held.update_id,
-                update_id=book.update_id,
-                bids=bids,
-                asks=asks,
-            ),
-        )
+        feed.catch_up(out)
         return True
 
     def _on_bbo(self, feed: SymbolFeed, msg: OrderbookMessage, raw: bytes, out: Outbox) -> None:
@@ -621,7 +564,7 @@ class StreamHandler:
                 if result is not SyncResult.APPLIED:
                     return
         except ValueError:
-            self._count_malformed(raw)
+            self._malformed.add(raw)
             sync.reset()
             self._request_resubscribe(feed.bbo_stream)
             return
@@ -640,13 +583,13 @@ class StreamHandler:
         routes = feed.trade_routes
         if not routes:
             return
-        tape, market, symbol = feed.tape, self.market_name, feed.instrument.symbol
+        tape, market, symbol = feed.tape, self.market_name, feed.symbol
         for t in msg.data:
             if tape.offer(t):
                 try:
                     out.add(routes, encode_trade(t, market, symbol))
                 except ValueError:  # a side that is neither Buy nor Sell
-                    self._count_malformed(raw)
+                    self._malformed.add(raw)
 
     def _on_ticker(self, feed: SymbolFeed, msg: TickerMessage, raw: bytes, out: Outbox) -> None:
         if msg.type == SNAPSHOT:
@@ -669,14 +612,14 @@ class StreamHandler:
         raw: bytes,
         out: Outbox,
     ) -> None:
-        market, symbol = self.market_name, feed.instrument.symbol
+        market, symbol = self.market_name, feed.symbol
         try:
             if feed.ticker_routes and (changed is None or changed & TICKER_FIELDS):
                 out.add(feed.ticker_routes, parse_ticker(state, market, symbol, ts_ms))
             if feed.mark_routes and (changed is None or changed & MARK_FIELDS):
                 out.add(feed.mark_routes, parse_mark_price(state, market, symbol, ts_ms))
         except (ArithmeticError, ValueError):  # decimal.InvalidOperation is an ArithmeticError
-            self._count_malformed(raw)
+            self._malformed.add(raw)
 
     def _on_kline(self, feed: SymbolFeed, msg: KlineMessage, raw: bytes, out: Outbox) -> None:
         routes = feed.kline_routes.get(msg.topic)
@@ -684,9 +627,9 @@ class StreamHandler:
             return
         for bar in msg.data:
             try:
-                out.add(routes, parse_kline(bar, self.market_name, feed.instrument.symbol))
+                out.add(routes, parse_kline(bar, self.market_name, feed.symbol))
             except (ArithmeticError, ValueError):
-                self._count_malformed(raw)
+                self._malformed.add(raw)
 
     def _candidate_message(self, feed: SymbolFeed, cls: int, msg: Any) -> None:
         """Keep a replacement socket's data apart until promotion. Its parse errors and gaps
@@ -697,7 +640,7 @@ class StreamHandler:
                 return
             nxt = feed.next_sync if is_book else feed.next_bbo
             if nxt is None:
-                nxt = self._new_sync(feed)
+                nxt = feed.new_sync()
                 if is_book:
                     feed.next_sync = nxt
                 else:
@@ -737,6 +680,8 @@ class StreamHandler:
                 self._confirmed.update(streams)
                 if isinstance(reply.data, CommandData):
                     self._confirmed.update(reply.data.successTopics)
+            elif reply.ok:
+                self._start_backfills(streams)
         if reply.ok:
             return
         text = reply.message
@@ -747,15 +692,26 @@ class StreamHandler:
         self.failed_requests += 1
         self._log.warning("{} request {} refused: {}", kind, reply.req_id, text)
 
+    def _start_backfills(self, streams: Iterable[str]) -> None:
+        """Trade streams the live socket now carries: what a gap before them swallowed is read
+        from REST at once, not when their next trade comes (a quiet market may take long)."""
+        for stream in streams:
+            feed = self._by_stream.get(stream)
+            if feed is None or not feed.trade_routes or not stream.startswith("publicTrade."):
+                continue
+            tape = feed.tape
+            if tape.gap_since is not None and tape.hold is None:
+                tape.hold = []
+
     # -- socket changes -------------------------------------------------------------------------
     def begin_candidate(self) -> None:
         """A replacement socket opens: keep its data apart from the live socket's. Subscribe
         its streams with ``control_frames`` (their acks tell when it carries them)."""
         self._confirmed = set()
         for feed in self.feeds.values():
-            feed.next_sync = self._new_sync(feed) if feed.book_routes else None
+            feed.begin_candidate()
             feed.next_gap = False
-            feed.next_bbo = self._new_sync(feed) if feed.bbo_routes else None
+            feed.next_bbo = feed.new_sync() if feed.bbo_routes else None
             feed.next_ticker = None
             feed.next_trades = []
 
@@ -786,18 +742,15 @@ class StreamHandler:
         """The candidate becomes the live socket (the old one is closed by the caller)."""
         market = self.market_name
         streams = self.streams
-        self._confirmed = set()
+        confirmed, self._confirmed = self._confirmed, set()
         for feed in self.feeds.values():
+            feed.take_candidate()
             if feed.book_routes:
-                if feed.sync.live and feed.held is None:
-                    feed.held, feed.held_fresh = feed.sync.book, feed.sync.fresh
-                feed.sync = feed.next_sync or self._new_sync(feed)
                 self._after_promotion(feed.book_stream, feed.sync, feed.next_gap)
                 self._bridge(feed, out)
-            feed.next_sync = None
             feed.next_gap = False
             if feed.bbo_routes:
-                feed.bbo = feed.next_bbo or self._new_sync(feed)
+                feed.bbo = feed.next_bbo or feed.new_sync()
                 self._after_promotion(feed.bbo_stream, feed.bbo, False)
             feed.next_bbo = None
             if feed.ticker_stream in streams:
@@ -810,14 +763,22 @@ class StreamHandler:
             trades, feed.next_trades = feed.next_trades, []
             tape = feed.tape
             if tape.hold is None:
-                tape.gap_since = None  # the candidate overlapped the old socket: nothing missed
-            symbol = feed.instrument.symbol
+                # Only a trade both sockets carried proves they overlapped. Without one (the
+                # old socket stalled before the candidate subscribed, or no trade since),
+                # trades in between may be missing: REST is read before the candidate's go.
+                if tape.last is None or any(tape.delivered(t.i) for t in trades):
+                    tape.gap_since = None
+                elif feed.trade_routes:
+                    tape.gap_since = tape.last
+                    if urls.trade_stream(feed.instrument.venue_symbol) in confirmed:
+                        tape.hold = []  # the candidate carries trades: read REST now
+            symbol = feed.symbol
             for t in trades:
                 if feed.trade_routes and tape.offer(t):
                     try:
                         out.add(feed.trade_routes, encode_trade(t, market, symbol))
                     except ValueError:
-                        self._count_malformed(b"")
+                        self._malformed.add(b"")
 
     def _after_promotion(self, stream: str, sync: BookSync, broken: bool) -> None:
         if sync.live:
@@ -834,16 +795,9 @@ class StreamHandler:
         replacement socket takes over at once (``announce=False``), subscribers are told their
         book is stale. The next socket subscribes every stream afresh."""
         for feed in self.feeds.values():
-            if feed.book_routes and feed.sync.live:
-                if feed.held is None:
-                    feed.held, feed.held_fresh = feed.sync.book, feed.sync.fresh
-                feed.sync = self._new_sync(feed)
-                if announce:
-                    out.add(feed.book_routes, self._stale_event(feed, reason))
-            else:
-                feed.sync.reset()
+            feed.lose_socket(reason, out, announce=announce)
             if feed.bbo is not None:
-                feed.bbo = self._new_sync(feed)
+                feed.bbo = feed.new_sync()
             feed.ticker = None
             tape = feed.tape
             if feed.trade_routes and tape.last is not None and tape.hold is None:
@@ -851,17 +805,6 @@ class StreamHandler:
         self._resubscribe.clear()
         self._waiting.clear()
         self._awaiting = {s for s in self.streams if _starts_with_snapshot(s)}
-
-    def held_symbols(self) -> list[str]:
-        return [s for s, f in self.feeds.items() if f.held is not None]
-
-    def expire_held(self, reason: str, out: Outbox) -> None:
-        """Books held too long: subscribers must drop them (a snapshot follows on resync)."""
-        for feed in self.feeds.values():
-            if feed.held is not None:
-                feed.held = None
-                self.resyncs += 1
-                out.add(feed.book_routes, self._reset_event(feed, reason))
 
     # -- snapshots ------------------------------------------------------------------------------
     def symbols_needing_snapshot(self) -> list[str]:
@@ -918,48 +861,18 @@ class StreamHandler:
             return 0  # resolved or closed while the read was under way
         before = feed.tape.possibly_lost
         rest, live = feed.tape.backfill(rows)
-        symbol, market = feed.instrument.symbol, self.market_name
+        symbol, market = feed.symbol, self.market_name
         for row in rest:
             try:
                 out.add(feed.trade_routes, parse_rest_trade(row, market, symbol))
             except (ArithmeticError, ValueError):
-                self._count_malformed(b"")
+                self._malformed.add(b"")
         for t in live:
             try:
                 out.add(feed.trade_routes, encode_trade(t, market, symbol))
             except ValueError:
-                self._count_malformed(b"")
+                self._malformed.add(b"")
         return feed.tape.possibly_lost - before
-
-    # -- events ---------------------------------------------------------------------------------
-    def _count_malformed(self, raw: bytes) -> None:
-        self.malformed += 1
-        if self.malformed % MALFORMED_LOG_EVERY == 1:
-            self._log.warning(
-                "skipped malformed frame #{} ({} bytes): {!r}", self.malformed, len(raw), raw[:120]
-            )
-
-    def _snapshot_event(self, feed: SymbolFeed, ts_ms: int | None = None) -> BookSnapshot:
-        book = feed.sync.book
-        return BookSnapshot(
-            exchange=EXCHANGE,
-            market=self.market_name,
-            symbol=feed.instrument.symbol,
-            update_id=book.update_id,
-            bids=tuple(book.bids()),
-            asks=tuple(book.asks()),
-            ts=None if ts_ms is None else ms_to_utc(ts_ms),
-        )
-
-    def _stale_event(self, feed: SymbolFeed, reason: str) -> BookStale:
-        return BookStale(
-            exchange=EXCHANGE, market=self.market_name, symbol=feed.instrument.symbol, reason=reason
-        )
-
-    def _reset_event(self, feed: SymbolFeed, reason: str) -> BookReset:
-        return BookReset(
-            exchange=EXCHANGE, market=self.market_name, symbol=feed.instrument.symbol, reason=reason
-        )
 
 
 def _bbo(
@@ -973,7 +886,7 @@ def _bbo(
     return Bbo(
         exchange=EXCHANGE,
         market=market,
-        symbol=feed.instrument.symbol,
+        symbol=feed.symbol,
         bid_price=bid[0],
         bid_qty=bid[1],
         ask_price=ask[0],
