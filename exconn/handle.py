@@ -7,12 +7,17 @@ Inside an engine's own actors, send the same messages to ``handle.root`` instead
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
+from pathlib import Path
 from typing import Any
 
+import msgspec
 from thespian.actors import ActorSystem
 
 from exconn.actors.root import Root, TreeStatus
+from exconn.actors.supervisor import SupervisorStatus
 from exconn.config import Config
 from exconn.errors import ConfigError, ExchangeDown
 from exconn.logs import THESPIAN_LOG_DEFS, configure
@@ -44,10 +49,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 class Exconn:
     """A running exconn: the actor system and its root."""
 
-    def __init__(self, system: ActorSystem, root: Any, admin_port: int) -> None:
+    def __init__(
+        self, system: ActorSystem, root: Any, admin_port: int, budget_dir: str | None = None
+    ) -> None:
         self.system = system
         self.root = root
         self.admin_port = admin_port
+        # The REST budget directory this handle created (removed at shutdown), if any.
+        self.budget_dir = budget_dir
         self._closed = False
 
     def create_actor(self, actor_class: Any, **kwargs: Any) -> Any:
@@ -75,8 +84,8 @@ class Exconn:
         restarts = 0
         for supervisor in tree.supervisors.values():
             reply = self.system.ask(supervisor, GetStatus(), timeout)
-            if reply is None:
-                continue
+            if not isinstance(reply, SupervisorStatus):
+                continue  # no answer in time (a supervisor being restarted)
             restarts += reply.restarts
             for conn in reply.connections:
                 info = self.system.ask(conn, GetStatus(), timeout)
@@ -89,7 +98,10 @@ class Exconn:
         if self._closed:
             return
         self._closed = True
-        self.system.shutdown()
+        try:
+            self.system.shutdown()
+        finally:
+            _remove_budget_dir(self.budget_dir)
 
     def __enter__(self) -> Exconn:
         return self
@@ -98,8 +110,39 @@ class Exconn:
         self.shutdown()
 
 
+def make_budget_dir() -> str:
+    """A private directory for the system's shared REST budgets: on /dev/shm (memory) where
+    there is one, else the temporary directory."""
+    shm = Path("/dev/shm")
+    base = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    return tempfile.mkdtemp(prefix="exconn-rest-budget-", dir=base)
+
+
+def _remove_budget_dir(path: str | None) -> None:
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _with_budget_dir(config: Config) -> tuple[Config, str | None]:
+    """``config`` with every exchange's ``rest_budget_dir`` set; the directory created for
+    those that had none (None when all had one)."""
+    if all(ex.rest_budget_dir is not None for ex in config.exchanges):
+        return config, None
+    created = make_budget_dir()
+    exchanges = tuple(
+        ex
+        if ex.rest_budget_dir is not None
+        else msgspec.structs.replace(ex, rest_budget_dir=created)
+        for ex in config.exchanges
+    )
+    return msgspec.structs.replace(config, exchanges=exchanges), created
+
+
 def start(config: Config) -> Exconn:
-    """Spawn the actor system and the exchange tree; returns once the root is up."""
+    """Spawn the actor system and the exchange tree; returns once the root is up.
+
+    Every process of the system draws REST requests from one budget per host (a directory
+    created here and removed by ``shutdown``, unless the config names one)."""
     if not config.exchanges:
         raise ConfigError("no exchange configured")
     configure(config.log_level)
@@ -108,18 +151,24 @@ def start(config: Config) -> Exconn:
     # Thespian unpickles whatever reaches its ports: bind it to a private address.
     os.environ["THESPIAN_BASE_IPADDR"] = config.bind_address
     port = config.admin_port or free_port(config.bind_address)
-    system = ActorSystem(
-        SYSTEM_BASE,
-        capabilities={"Admin Port": port},
-        logDefs=THESPIAN_LOG_DEFS,
-        transientUnique=True,
-    )
+    config, budget_dir = _with_budget_dir(config)
+    system: ActorSystem | None = None
     try:
+        system = ActorSystem(
+            SYSTEM_BASE,
+            capabilities={"Admin Port": port},
+            logDefs=THESPIAN_LOG_DEFS,
+            transientUnique=True,
+        )
         root = system.createActor(Root)
         reply = system.ask(root, RootStart(config=config), config.start_timeout)
         if not isinstance(reply, RootStarted):
             raise ExchangeDown(f"exconn root did not start within {config.start_timeout} s")
     except BaseException:
-        system.shutdown()
+        try:
+            if system is not None:
+                system.shutdown()
+        finally:
+            _remove_budget_dir(budget_dir)
         raise
-    return Exconn(system, root, port)
+    return Exconn(system, root, port, budget_dir)

@@ -3,30 +3,40 @@ budgets, a circuit breaker, and typed errors.
 
 One ``RestClient`` per host. What a request goes through, in order:
 
-1. the host's stop (after a 429/418) and the request budget: ``WeightLimiter`` is asked
-   before anything is sent and the call waits (bounded by ``max_wait``) for budget;
+1. the host's stop (after a 429/418/403: refused at once) and the request budget:
+   ``WeightLimiter`` is asked before anything is sent and the call waits (bounded by
+   ``max_wait``) for budget, and for an endpoint stopped by its rate-limit code (Bybit 10006)
+   until the venue's reset. With ``budget_dir`` the budget and the stops are
+   shared by every process of the exconn system (``exconn.transport.ratelimit``);
 2. for signed requests, the clock offset is refreshed when stale, and ``SigningAuth`` (an
-   ``httpx.Auth`` flow) adds ``timestamp`` *after* any wait, then the signature, last, over the
-   exact query bytes that are sent;
+   ``httpx.Auth`` flow) has the venue's signer add the timestamp *after* any wait, then the
+   signature over the exact query or body bytes that are sent;
 3. ``BreakerTransport`` (pybreaker) refuses to send while the host's breaker is open;
-4. a response event hook feeds every usage header back into the limiter and turns a 429/418
-   into a host-wide stop until ``Retry-After``.
+4. a response event hook feeds the venue's usage headers back into the limiter and turns the
+   venue's refusing statuses (429/418 on Binance, 403/429 on Bybit) into a host-wide stop;
+5. the answer is checked for a failure code, in an error status or in a 200 body (Bybit's
+   ``retCode``), and mapped to exconn's typed errors by the venue.
 
-Retry policy: a -1021 (clock skew) on a read resyncs the clock and retries once; nothing else
-is retried here. An order (``is_order``) is never retried: a timeout after sending, a 5xx,
-a 408 or -1006/-1007 raises ``OutcomeUnknown`` carrying its client order id, and a -1021
-raises ``ClockSkew`` (the order was rejected; the clock is resynced for the next attempt).
+Retry policy: a clock-skew code (Binance -1021, Bybit 10002) on a read resyncs the clock and
+retries once; nothing else is retried here. An order (``is_order``) is never retried: a timeout
+after sending, a 5xx, a 408 or one of the venue's unknown-outcome codes (Binance -1006/-1007,
+Bybit 10000/10016) raises ``OutcomeUnknown`` carrying its client order id, and a clock-skew
+code raises ``ClockSkew`` (the order was rejected; the clock is resynced for the next attempt).
 
-The venue's rules (weights, usage header names, codes, signing) come from a ``RestVenue`` and
-a signer (``exconn.venues.binance.endpoints``); this module knows no venue by name.
+Every venue rule (costs, limits, usage headers, stops, codes, error bodies, where parameters
+travel, signing) comes from a ``RestVenue`` and a ``Signer``
+(``exconn.venues.binance.endpoints``, ``exconn.venues.bybit.endpoints``); this module knows no
+venue by name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
@@ -37,41 +47,111 @@ from loguru import logger
 from exconn import errors
 from exconn.transport.breaker import BreakerOpen, BreakerTransport, HostBreaker
 from exconn.transport.clock import ClockOffset
-from exconn.transport.ratelimit import Cost, Limit, WeightLimiter, limit_from_binance
+from exconn.transport.ratelimit import (
+    NO_COST,
+    Cost,
+    Limit,
+    SharedBudget,
+    Stop,
+    StopRule,
+    Usage,
+    WeightLimiter,
+    limit_from_binance,
+    retry_after_header,
+)
 
 T = TypeVar("T")
 
 # (status, code, message, endpoint=..., retry_after=...) -> the venue's typed error
 ErrorMapper = Callable[..., errors.ExconnError]
-Params = Mapping[str, str] | Sequence[tuple[str, str]]
+Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
-# Stop length when a 429/418 comes without a usable Retry-After (binance.md §3: bans start at
-# 2 minutes; a 429 lasts at most until the minute window resets).
-DEFAULT_429_STOP_S = 60.0
-DEFAULT_418_STOP_S = 120.0
 CLOCK_SAMPLES = 3  # per sync: the min-RTT one dominates, the median guards against outliers
 MAX_BUDGET_WAITS = 64  # bound on wait-then-ask rounds for one request
+# A rate-limit code without a usable reset time stops that endpoint this long.
+DEFAULT_CODE_STOP_S = 1.0
+_COST = "exconn.cost"  # request extension carrying the request's cost to the response hook
 
 
 class RestVenue(Protocol):
-    """The venue rules the transport applies (``exconn.venues.binance.endpoints.RestVenue``)."""
+    """A venue's REST rules, as the transport applies them."""
 
     time_path: str
-    default_limits: tuple[tuple[str, str, int, int], ...]
-    usage_headers: Mapping[str, str]
+    # Codes that mean "the order may exist": never retry, resolve by client id.
     unknown_outcome_codes: frozenset[int]
+    # Codes that mean "timestamp outside the receive window": resync the clock.
     clock_skew_codes: frozenset[int]
-    order_limit_codes: frozenset[int]
+    # Body codes that mean "this endpoint's budget is spent" (Bybit 10006): stop it.
+    rate_limit_codes: frozenset[int]
+    # Body codes that mean "nothing to change": success (Bybit 110025/110026/110043).
+    not_modified_codes: frozenset[int]
+    # HTTP statuses after which the venue wants the host left alone (``stop_after``).
+    stop_statuses: frozenset[int]
+    # Methods whose parameters travel as a JSON body (Bybit POST); others as the query.
+    json_body_methods: frozenset[str]
 
-    def server_time(self, body: bytes) -> int: ...
+    def limits(self) -> tuple[Limit, ...]:
+        """The limits to keep until the venue's own have been read."""
+        ...
 
-    def cost(self, method: str, path: str, params: Mapping[str, str]) -> tuple[int, int]: ...
+    def server_time(self, body: bytes) -> int:
+        """Server time (ms) from the body of ``GET time_path``."""
+        ...
 
-    def client_order_id(self, params: Mapping[str, str]) -> str | None: ...
+    def cost(self, method: str, path: str, params: Mapping[str, Any]) -> Cost: ...
+
+    def usage(self, headers: Mapping[str, str], cost: Cost) -> Iterable[Usage]:
+        """What the usage headers of an answer to a request of ``cost`` say."""
+        ...
+
+    def stop_after(
+        self, status: int, code: int | None, retry_after: float | None
+    ) -> StopRule | None:
+        """How long a ``stop_statuses`` answer stops the host (None: not at all)."""
+        ...
+
+    def retry_after(self, headers: Mapping[str, str], server_now_ms: float) -> float | None:
+        """Seconds the answer asks us to wait, if it says."""
+        ...
+
+    def error_fields(self, content: bytes) -> tuple[int | None, str | None]:
+        """(code, message) of an error body; (None, None) when it has neither."""
+        ...
+
+    def body_error(self, content: bytes) -> tuple[int, str | None] | None:
+        """(code, message) when a 2xx body reports a failure, else None."""
+        ...
+
+    def error_for(
+        self,
+        status: int,
+        code: int | None,
+        message: str | None,
+        *,
+        endpoint: str,
+        retry_after: float | None = None,
+    ) -> errors.ExconnError: ...
+
+    def client_order_id(self, params: Mapping[str, Any]) -> str | None: ...
+
+    def requires_client_order_id(self, method: str, path: str) -> bool:
+        """Order entry that creates an order: refused without a client id, since an unknown
+        outcome could then not be resolved."""
+        ...
 
 
 class Signer(Protocol):
     def sign(self, query: str, body: str, timestamp_ms: int) -> tuple[str, dict[str, str]]: ...
+
+
+class PreparedRequest(Protocol):
+    """A request built by a venue's endpoint builders (``exconn.venues.bybit.endpoints``)."""
+
+    method: str
+    path: str
+    params: Mapping[str, Any]
+    signed: bool
+    is_order: bool
 
 
 def encode_query(params: Iterable[tuple[str, str]]) -> str:
@@ -80,8 +160,13 @@ def encode_query(params: Iterable[tuple[str, str]]) -> str:
     return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in params)
 
 
+def account_fingerprint(api_key: str) -> str:
+    """Names an account's per-UID budgets in shared state without writing its key there."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
 class SigningAuth(httpx.Auth):
-    """httpx auth flow: timestamp + signature over the query exactly as it will be sent."""
+    """httpx auth flow: timestamp + signature over the query or body exactly as sent."""
 
     def __init__(self, signer: Signer, timestamp_ms: Callable[[], int]) -> None:
         self._signer = signer
@@ -91,7 +176,8 @@ class SigningAuth(httpx.Auth):
         query = request.url.query.decode("ascii")
         body = request.content.decode("utf-8")
         signed, headers = self._signer.sign(query, body, self._timestamp_ms())
-        request.url = request.url.copy_with(query=signed.encode("ascii"))
+        if signed != query:
+            request.url = request.url.copy_with(query=signed.encode("ascii"))
         request.headers.update(headers)
         yield request
 
@@ -105,14 +191,15 @@ class RestClient:
         base_url: str,
         *,
         exchange: str,
-        error_for: ErrorMapper,
-        error_decoder: msgspec.json.Decoder[Any],
+        error_for: ErrorMapper | None = None,
+        error_decoder: msgspec.json.Decoder[Any] | None = None,
         timeout: float = 10.0,
         venue: RestVenue | None = None,
         signer: Signer | None = None,
         limiter: WeightLimiter | None = None,
         clock: ClockOffset | None = None,
         breaker: HostBreaker | None = None,
+        budget_dir: str | None = None,
         max_wait: float = 30.0,
         resync_interval: float = 120.0,
         wall: Callable[[], float] = time.time,
@@ -120,19 +207,26 @@ class RestClient:
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """``error_for`` / ``error_decoder`` override the venue's error mapping and error-body
+        decoding (``error_decoder`` decodes to an object with ``code`` and ``msg``);
+        ``budget_dir`` shares the request budget with every process using the same directory
+        (one file per host)."""
         self.exchange = exchange
-        self._error_for = error_for
-        self._error_decoder = error_decoder
         self.venue = venue
+        self._error_for: ErrorMapper = error_for or (
+            venue.error_for if venue is not None else _generic_error_for(exchange)
+        )
+        self._error_decoder = error_decoder
         self._signer = signer
         self.clock = clock or ClockOffset()
+        url = httpx.URL(base_url)
+        host = url.host or base_url
+        port = url.port or (443 if url.scheme == "https" else 80)
+        self._budget = SharedBudget.for_host(budget_dir, f"{host}:{port}") if budget_dir else None
+        self._account = _account(signer)
         if limiter is None and venue is not None:
-            limiter = WeightLimiter(
-                [limit_from_binance(*lim) for lim in venue.default_limits],
-                header_prefixes=venue.usage_headers,
-            )
+            limiter = self._new_limiter(venue.limits())
         self.limiter = limiter
-        host = httpx.URL(base_url).host or base_url
         self.breaker = breaker or HostBreaker(host)
         self.max_wait = max_wait
         self.resync_interval = resync_interval
@@ -153,6 +247,9 @@ class RestClient:
             event_hooks={"response": [self._on_response]},
         )
 
+    def _new_limiter(self, limits: Iterable[Limit]) -> WeightLimiter:
+        return WeightLimiter(limits, store=self._budget, account=self._account)
+
     # ---------------------------------------------------------------------------- public
     def get(self, path: str, params: Params, decoder: msgspec.json.Decoder[T]) -> T:
         """An unsigned GET (public endpoints)."""
@@ -168,11 +265,19 @@ class RestClient:
         api_key_headers: Mapping[str, str] | None = None,
     ) -> T:
         """An unsigned request; ``api_key_headers`` for keyed-but-unsigned endpoints."""
-        pairs = _pairs(params)
-        response = self._send(
-            method, path, pairs, signed=False, is_order=False, headers=api_key_headers
+        items = _items(params)
+        response, cost = self._send(
+            method, path, items, signed=False, is_order=False, headers=api_key_headers
         )
-        return self._result(response, method, path, pairs, decoder, is_order=False)
+        return self._result(response, cost, method, path, items, decoder, is_order=False)
+
+    def call(self, request: PreparedRequest, decoder: msgspec.json.Decoder[T]) -> T:
+        """A request built by a venue's endpoint builders, signed if it says so."""
+        if request.signed:
+            return self.signed_request(
+                request.method, request.path, request.params, decoder, is_order=request.is_order
+            )
+        return self.request(request.method, request.path, request.params, decoder)
 
     def signed_request(
         self,
@@ -185,40 +290,44 @@ class RestClient:
     ) -> T:
         """A signed request. ``is_order`` marks order entry (place, cancel, amend): it is
         never retried, and any doubt about its fate raises ``OutcomeUnknown``."""
+        endpoint = f"{method} {path}"
         if self._signer is None:
             raise errors.ConfigError(
-                f"{method} {path} needs API credentials", exchange=self.exchange
+                f"{endpoint} needs API credentials", exchange=self.exchange, endpoint=endpoint
             )
-        pairs = _pairs(params)
-        if is_order and method == "POST" and self._client_order_id(pairs) is None:
-            # Without a client id an unknown outcome could not be resolved by a query.
+        items = _items(params)
+        venue = self.venue
+        needs_id = venue.requires_client_order_id(method, path) if venue else method == "POST"
+        if is_order and needs_id and self._client_order_id(items) is None:
             raise errors.InvalidOrder(
-                f"{method} {path}: an order needs newClientOrderId so that an unknown outcome "
-                "can be resolved; assign one before sending",
+                f"{endpoint}: an order needs a client order id so that an unknown outcome "
+                "can be resolved by a query; assign one before sending",
                 exchange=self.exchange,
-                endpoint=f"{method} {path}",
+                endpoint=endpoint,
             )
         for attempt in range(2):
             self._ensure_clock()
-            response = self._send(method, path, pairs, signed=True, is_order=is_order)
+            response, cost = self._send(method, path, items, signed=True, is_order=is_order)
             try:
-                return self._result(response, method, path, pairs, decoder, is_order=is_order)
+                return self._result(response, cost, method, path, items, decoder, is_order=is_order)
             except errors.ClockSkew:
                 self.stats["clock_skew_rejections"] += 1
                 self._resync_after_skew()
                 if is_order or attempt:
                     raise
                 self.stats["retries"] += 1
-                logger.debug("{} {}: -1021, clock resynced, retrying once", method, path)
+                logger.debug("{}: clock skew, clock resynced, retrying once", endpoint)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def seed_limits(self, rate_limits: Iterable[tuple[str, str, int, int]]) -> None:
-        """Replace the limits with the venue's (``exchangeInfo.rateLimits`` as tuples, see
-        ``endpoints.rate_limits``)."""
-        limits = [limit_from_binance(*entry) for entry in rate_limits]
+    def seed_limits(self, rate_limits: Iterable[Limit | tuple[str, str, int, int]]) -> None:
+        """Replace the limits with the venue's own: ``Limit`` rows, or Binance
+        ``exchangeInfo.rateLimits`` as tuples (see ``endpoints.rate_limits``)."""
+        limits = [
+            entry if isinstance(entry, Limit) else limit_from_binance(*entry)
+            for entry in rate_limits
+        ]
         if self.limiter is None:
-            prefixes = self.venue.usage_headers if self.venue is not None else None
-            self.limiter = WeightLimiter(limits, header_prefixes=prefixes)
+            self.limiter = self._new_limiter(limits)
             return
         with self._lock:
             self.limiter.configure(limits)
@@ -233,12 +342,12 @@ class RestClient:
             raise errors.ConfigError("clock sync needs a venue", exchange=self.exchange)
         path = self.venue.time_path
         for _ in range(samples):
-            response, t_send, rtt = self._send_timed("GET", path, [], False, False, None)
+            response, _, t_send, rtt = self._send_timed("GET", path, [], False, False, None)
             if response.status_code >= 400:
                 raise self._error(response, f"GET {path}")
             try:
                 server = self.venue.server_time(response.content)
-            except (msgspec.DecodeError, KeyError) as exc:
+            except (msgspec.DecodeError, KeyError, ValueError, TypeError) as exc:
                 raise errors.MalformedMessage(
                     f"GET {path}: unexpected server time body",
                     exchange=self.exchange,
@@ -258,6 +367,8 @@ class RestClient:
 
     def close(self) -> None:
         self._client.close()
+        if self._budget is not None:
+            self._budget.close()
 
     # ---------------------------------------------------------------------------- internals
     def _now_ms(self) -> float:
@@ -270,10 +381,10 @@ class RestClient:
         with self._lock:
             return self.clock.timestamp_ms(self._now_ms())
 
-    def _client_order_id(self, pairs: Sequence[tuple[str, str]]) -> str | None:
+    def _client_order_id(self, items: Sequence[tuple[str, Any]]) -> str | None:
         if self.venue is None:
             return None
-        return self.venue.client_order_id(dict(pairs))
+        return self.venue.client_order_id(dict(items))
 
     def _ensure_clock(self) -> None:
         if self.venue is None:
@@ -291,11 +402,10 @@ class RestClient:
             # The caller gets the ClockSkew; the next signed request tries the sync again.
             logger.debug("{} clock resync failed: {}", self.exchange, exc)
 
-    def _cost(self, method: str, path: str, pairs: Sequence[tuple[str, str]]) -> Cost:
+    def _cost(self, method: str, path: str, items: Sequence[tuple[str, Any]]) -> Cost:
         if self.venue is None:
             return Cost()
-        weight, orders = self.venue.cost(method, path, dict(pairs))
-        return Cost(weight=weight, orders=orders)
+        return self.venue.cost(method, path, dict(items))
 
     def _reserve(self, endpoint: str, cost: Cost, is_order: bool) -> float:
         """Wait for budget; returns the server time the reservation was made at."""
@@ -306,11 +416,18 @@ class RestClient:
                 now = self._server_now_ms()
                 if limiter is None:
                     return now
-                stop = limiter.stopped(now, is_order=is_order)
+                stop = limiter.stopped(now, is_order=is_order, cost=cost)
                 if stop is not None:
-                    self.stats["refused_stopped"] += 1
-                    raise self._stop_error(endpoint, stop.status, stop.remaining_s(now))
-                wait_ms = limiter.try_reserve(cost, now)
+                    remaining = stop.remaining_s(now)
+                    # A host stop (429/418/403) is the caller's to handle: continuing risks a
+                    # ban. One endpoint's budget (Bybit 10006) frees at its reset, usually
+                    # within a second: wait for it like for any budget.
+                    if stop.kind is None or waited + remaining > self.max_wait:
+                        self.stats["refused_stopped"] += 1
+                        raise self._stop_error(endpoint, stop, remaining)
+                    wait_ms = remaining * 1000 + 1
+                else:
+                    wait_ms = limiter.try_reserve(cost, now)
             if wait_ms <= 0:
                 return now
             if waited + wait_ms / 1000 > self.max_wait:
@@ -331,49 +448,75 @@ class RestClient:
             endpoint=endpoint,
         )
 
-    def _stop_error(self, endpoint: str, status: int, remaining: float) -> errors.ExconnError:
-        if status == 418:
+    def _stop_error(self, endpoint: str, stop: Stop, remaining: float) -> errors.ExconnError:
+        common: dict[str, Any] = {
+            "exchange": self.exchange,
+            "endpoint": endpoint,
+            "retry_after": remaining,
+        }
+        if stop.status == 418:
+            what = "the exchange banned this IP"
             return errors.Banned(
-                f"{endpoint}: not sent, the exchange banned this IP for {remaining:.1f} s more",
-                exchange=self.exchange,
-                endpoint=endpoint,
-                retry_after=remaining,
+                f"{endpoint}: not sent, {what} for {remaining:.1f} s more", **common
             )
-        return errors.RateLimited(
-            f"{endpoint}: not sent, traffic stopped after a 429 for {remaining:.1f} s more",
-            exchange=self.exchange,
-            endpoint=endpoint,
-            retry_after=remaining,
-        )
+        if stop.status == 403:
+            what = "the exchange refused this IP (HTTP 403, IP rate limit)"
+            return errors.Banned(
+                f"{endpoint}: not sent, {what} for {remaining:.1f} s more", **common
+            )
+        if stop.kind is not None:
+            what = "this endpoint's rate limit was hit"
+        elif stop.orders_only:
+            what = "the order rate limit was hit"
+        else:
+            what = f"traffic stopped after a {stop.status}"
+        return errors.RateLimited(f"{endpoint}: not sent, {what}; {remaining:.1f} s more", **common)
 
     def _send(
         self,
         method: str,
         path: str,
-        pairs: Sequence[tuple[str, str]],
+        items: Sequence[tuple[str, Any]],
         *,
         signed: bool,
         is_order: bool,
         headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        return self._send_timed(method, path, pairs, signed, is_order, headers)[0]
+    ) -> tuple[httpx.Response, Cost]:
+        response, cost, _, _ = self._send_timed(method, path, items, signed, is_order, headers)
+        return response, cost
+
+    def _build(
+        self,
+        method: str,
+        path: str,
+        items: Sequence[tuple[str, Any]],
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Request:
+        venue = self.venue
+        if venue is not None and method in venue.json_body_methods:
+            # The exact bytes sent are the bytes signed (SigningAuth reads request.content).
+            body = _encode_json(dict(items))
+            merged = {**(headers or {}), "Content-Type": "application/json"}
+            return self._client.build_request(method, path, content=body, headers=merged)
+        query = encode_query((k, _text(v)) for k, v in items)
+        url = f"{path}?{query}" if query else path
+        return self._client.build_request(method, url, headers=headers)
 
     def _send_timed(
         self,
         method: str,
         path: str,
-        pairs: Sequence[tuple[str, str]],
+        items: Sequence[tuple[str, Any]],
         signed: bool,
         is_order: bool,
         headers: Mapping[str, str] | None,
-    ) -> tuple[httpx.Response, float, float]:
-        """(response, local send time ms, round trip ms)."""
+    ) -> tuple[httpx.Response, Cost, float, float]:
+        """(response, cost, local send time ms, round trip ms)."""
         endpoint = f"{method} {path}"
-        cost = self._cost(method, path, pairs)
+        cost = self._cost(method, path, items)
         reserved_at = self._reserve(endpoint, cost, is_order)
-        query = encode_query(pairs)
-        url = f"{path}?{query}" if query else path
-        request = self._client.build_request(method, url, headers=headers)
+        request = self._build(method, path, items, headers)
+        request.extensions[_COST] = cost
         auth = SigningAuth(self._signer, self._timestamp_ms) if signed and self._signer else None
         t_send = self._now_ms()
         m_send = self._monotonic()
@@ -393,14 +536,14 @@ class RestClient:
                 endpoint=endpoint,
             ) from None
         except httpx.TransportError as exc:
-            raise self._transport_error(exc, endpoint, pairs, is_order) from exc
-        return response, t_send, (self._monotonic() - m_send) * 1000
+            raise self._transport_error(exc, endpoint, items, is_order) from exc
+        return response, cost, t_send, (self._monotonic() - m_send) * 1000
 
     def _transport_error(
         self,
         exc: httpx.TransportError,
         endpoint: str,
-        pairs: Sequence[tuple[str, str]],
+        items: Sequence[tuple[str, Any]],
         is_order: bool,
     ) -> errors.ExconnError:
         # Connect and pool failures happen before a byte is written: nothing was sent.
@@ -413,7 +556,7 @@ class RestClient:
                 "client order id, never re-send it under a new id",
                 exchange=self.exchange,
                 endpoint=endpoint,
-                client_order_id=self._client_order_id(pairs),
+                client_order_id=self._client_order_id(items),
             )
         what = "not sent" if not_sent else "no answer"
         return errors.ExchangeDown(
@@ -423,57 +566,90 @@ class RestClient:
         )
 
     def _on_response(self, response: httpx.Response) -> None:
-        """Event hook on every response: usage headers -> limiter; 429/418 -> host stop."""
-        limiter = self.limiter
+        """Event hook on every response: usage headers -> limiter; refusing statuses -> host
+        stop (shared with every process using the same budget)."""
         status = response.status_code
-        if status in (429, 418):
+        if status >= 400:
             self.stats[str(status)] += 1
+        limiter, venue = self.limiter, self.venue
         if limiter is None:
             return
+        rule: StopRule | None = None
+        code: int | None = None
+        if venue is not None and status in venue.stop_statuses:
+            response.read()
+            code = self._error_fields(response.content)[0]
+            rule = venue.stop_after(status, code, retry_after_header(response.headers))
+        cost = response.request.extensions.get(_COST, NO_COST)
         with self._lock:
             now = self._server_now_ms()
-            limiter.observe(response.headers, now)
-            if status not in (429, 418):
-                return
-            retry_after = _retry_after(response.headers.get("Retry-After"))
-            if retry_after is None:
-                retry_after = DEFAULT_418_STOP_S if status == 418 else DEFAULT_429_STOP_S
-            response.read()
-            code = self._error_code(response.content)
-            orders_only = (
-                status == 429 and self.venue is not None and code in self.venue.order_limit_codes
+            if venue is not None:
+                limiter.observe_usage(venue.usage(response.headers, cost), now)
+            else:
+                limiter.observe(response.headers, now)
+            if rule is not None:
+                limiter.stop(now + rule.seconds * 1000, rule.status, orders_only=rule.orders_only)
+        if rule is not None:
+            logger.warning(
+                "{} {}: HTTP {} (code {}), {} stopped for {:g} s",
+                self.exchange,
+                response.request.url.path,
+                status,
+                code,
+                "orders" if rule.orders_only else "all traffic to the host",
+                rule.seconds,
             )
-            limiter.stop(now + retry_after * 1000, status, orders_only=orders_only)
-        logger.warning(
-            "{} {}: HTTP {} (code {}), {} stopped for {:g} s",
-            self.exchange,
-            response.request.url.path,
-            status,
-            code,
-            "orders" if orders_only else "all traffic",
-            retry_after,
-        )
 
-    def _error_code(self, content: bytes) -> int | None:
-        try:
-            code = self._error_decoder.decode(content).code
-        except (msgspec.DecodeError, AttributeError):
-            return None
-        return code if isinstance(code, int) else None
+    def _error_fields(self, content: bytes) -> tuple[int | None, str | None]:
+        if self._error_decoder is not None:
+            try:
+                body = self._error_decoder.decode(content)
+            except msgspec.DecodeError:
+                return None, None
+            code, message = getattr(body, "code", None), getattr(body, "msg", None)
+            return (code if isinstance(code, int) else None), message
+        if self.venue is not None:
+            return self.venue.error_fields(content)
+        return None, None
+
+    def _retry_after_of(self, response: httpx.Response) -> float | None:
+        if self.venue is not None:
+            with self._lock:
+                now = self._server_now_ms()
+            return self.venue.retry_after(response.headers, now)
+        return retry_after_header(response.headers)
 
     def _result(
         self,
         response: httpx.Response,
+        cost: Cost,
         method: str,
         path: str,
-        pairs: Sequence[tuple[str, str]],
+        items: Sequence[tuple[str, Any]],
         decoder: msgspec.json.Decoder[T],
         *,
         is_order: bool,
     ) -> T:
         endpoint = f"{method} {path}"
         if response.status_code >= 400:
-            raise self._classify(self._error(response, endpoint), response, pairs, is_order)
+            raise self._classify(self._error(response, endpoint), response, items, is_order)
+        venue = self.venue
+        failure = venue.body_error(response.content) if venue is not None else None
+        if failure is not None and venue is not None:
+            code, message = failure
+            if code in venue.not_modified_codes:
+                # Idempotent settings call (leverage, position or margin mode already so).
+                self.stats["not_modified"] += 1
+                logger.debug("{}: code {} ({}): already so, success", endpoint, code, message)
+            else:
+                self.stats[str(code)] += 1
+                retry_after = self._retry_after_of(response)
+                if code in venue.rate_limit_codes:
+                    retry_after = self._stop_budgets(endpoint, cost, code, retry_after)
+                err = self._error_for(
+                    response.status_code, code, message, endpoint=endpoint, retry_after=retry_after
+                )
+                raise self._classify(err, response, items, is_order)
         try:
             return decoder.decode(response.content)
         except msgspec.DecodeError as exc:
@@ -484,11 +660,36 @@ class RestClient:
                 raw_excerpt=response.text[:200],
             ) from exc
 
+    def _stop_budgets(
+        self, endpoint: str, cost: Cost, code: int, retry_after: float | None
+    ) -> float:
+        """A rate-limit code: stop the budgets this request draws on (or the host, when it
+        names none) until the venue's reset time; returns the seconds stopped."""
+        seconds = retry_after if retry_after is not None and retry_after > 0 else None
+        seconds = DEFAULT_CODE_STOP_S if seconds is None else seconds
+        if self.limiter is not None:
+            with self._lock:
+                until = self._server_now_ms() + seconds * 1000
+                if cost.kinds:
+                    for kind in cost.kinds:
+                        self.limiter.stop(until, 429, kind=kind)
+                else:
+                    self.limiter.stop(until, 429)
+        logger.warning(
+            "{} {}: rate-limit code {}, {} stopped for {:g} s",
+            self.exchange,
+            endpoint,
+            code,
+            "its budget" if cost.kinds else "all traffic to the host",
+            seconds,
+        )
+        return seconds
+
     def _classify(
         self,
         err: errors.ExconnError,
         response: httpx.Response,
-        pairs: Sequence[tuple[str, str]],
+        items: Sequence[tuple[str, Any]],
         is_order: bool,
     ) -> errors.ExconnError:
         """Apply the transport's order and clock rules on top of the venue's error mapping."""
@@ -516,7 +717,7 @@ class RestClient:
                 code=err.code,
                 venue_message=err.venue_message,
                 endpoint=err.endpoint,
-                client_order_id=self._client_order_id(pairs),
+                client_order_id=self._client_order_id(items),
             )
         if not is_order and isinstance(err, errors.OutcomeUnknown):
             # A read has no outcome to resolve: it simply failed on the venue's side.
@@ -529,28 +730,64 @@ class RestClient:
         return err
 
     def _error(self, response: httpx.Response, endpoint: str) -> errors.ExconnError:
-        code: int | None = None
-        message: str | None = None
-        try:
-            body = self._error_decoder.decode(response.content)
-            code, message = body.code, body.msg
-        except msgspec.DecodeError:
+        code, message = self._error_fields(response.content)
+        if code is None and message is None:
             message = response.text[:200] or None
-        retry_after = _retry_after(response.headers.get("Retry-After"))
         return self._error_for(
-            response.status_code, code, message, endpoint=endpoint, retry_after=retry_after
+            response.status_code,
+            code,
+            message,
+            endpoint=endpoint,
+            retry_after=self._retry_after_of(response),
         )
 
 
-def _pairs(params: Params) -> list[tuple[str, str]]:
+def _items(params: Params) -> list[tuple[str, Any]]:
     items = params.items() if isinstance(params, Mapping) else params
-    return [(str(k), str(v)) for k, v in items]
+    out = []
+    for key, value in items:
+        if isinstance(value, float):
+            # Prices and quantities are Decimal: a float would send a rounded binary value.
+            raise TypeError(f"parameter {key!r} is a float; pass a Decimal or a str")
+        out.append((str(key), format(value, "f") if isinstance(value, Decimal) else value))
+    return out
 
 
-def _retry_after(header: str | None) -> float | None:
-    if header is None:
-        return None
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        return None
+def _text(value: Any) -> str:
+    """A query value: strings as they are, booleans as JSON spells them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+_encode_json = msgspec.json.Encoder().encode
+
+
+def _account(signer: Signer | None) -> str:
+    credentials = getattr(signer, "credentials", None)
+    api_key = getattr(credentials, "api_key", None)
+    return account_fingerprint(api_key) if isinstance(api_key, str) else ""
+
+
+def _generic_error_for(exchange: str) -> ErrorMapper:
+    def error_for(
+        status: int,
+        code: int | None,
+        message: str | None,
+        *,
+        endpoint: str,
+        retry_after: float | None = None,
+    ) -> errors.ExconnError:
+        common: dict[str, Any] = {
+            "exchange": exchange,
+            "code": code,
+            "venue_message": message,
+            "endpoint": endpoint,
+        }
+        if status == 429:
+            return errors.RateLimited(retry_after=retry_after, **common)
+        if status >= 500:
+            return errors.ExchangeDown(**common)
+        return errors.ExchangeError(**common)
+
+    return error_for

@@ -9,12 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
+from exconn import errors as exconn_errors
 from exconn.errors import ConfigError
 from exconn.model.enums import Market
+from exconn.transport.ratelimit import (
+    Cost,
+    Limit,
+    StopRule,
+    Usage,
+    limit_from_binance,
+    prefixed_usage,
+    retry_after_header,
+)
+from exconn.venues.binance.errors import error_for
 from exconn.venues.binance.signing import encode_params, rest_payload
+from exconn.venues.binance.wire import error_decoder
 from exconn.venues.keys import Credentials
 
 
@@ -118,6 +131,15 @@ def depth_params(venue_symbol: str, limit: int) -> dict[str, str]:
     return {"symbol": venue_symbol, "limit": str(limit)}
 
 
+def prints_params(venue_symbol: str, limit: int, from_id: int | None = None) -> dict[str, str]:
+    """Query of ``trades`` (the latest ``limit``) or ``agg_trades`` (``limit`` from aggregate
+    id ``from_id`` on; binance.md §4: ``fromId``, ``limit`` <= 1000)."""
+    params = {"symbol": venue_symbol, "limit": str(limit)}
+    if from_id is not None:
+        params["fromId"] = str(from_id)
+    return params
+
+
 # ------------------------------------------------------------------------------------------
 # What the REST transport needs to know about Binance.
 
@@ -144,6 +166,11 @@ LINEAR_DEFAULT_LIMITS = (
 RECV_WINDOW_DEFAULT_MS = 5000
 RECV_WINDOW_MAX_MS = 60_000
 
+# Stop length when a 429/418 comes without a usable Retry-After (binance.md §3: bans start at
+# 2 minutes; a 429 lasts at most until the minute window resets).
+DEFAULT_429_STOP_S = 60.0
+DEFAULT_418_STOP_S = 120.0
+
 _server_time = msgspec.json.Decoder(dict[str, int])
 
 
@@ -160,7 +187,8 @@ def futures_klines_weight(limit: int) -> int:
 
 @dataclass(frozen=True)
 class RestVenue:
-    """Binance's rules for one REST host (spot or USD-M), as the transport consumes them."""
+    """Binance's rules for one REST host (spot or USD-M), as the transport consumes them
+    (``exconn.transport.rest.RestVenue``)."""
 
     market: Market
     time_path: str
@@ -171,16 +199,25 @@ class RestVenue:
     clock_skew_codes: frozenset[int] = frozenset({-1021})
     # A 429 with this code is the per-account order count: stop orders, not reads.
     order_limit_codes: frozenset[int] = frozenset({-1015})
+    # Binance says "too many requests" with an HTTP status, never in a 200 body.
+    rate_limit_codes: frozenset[int] = frozenset()
+    not_modified_codes: frozenset[int] = frozenset()
+    stop_statuses: frozenset[int] = frozenset({429, 418})
+    # Parameters travel in the query for every method (binance.md §2.3): what is signed.
+    json_body_methods: frozenset[str] = frozenset()
+
+    def limits(self) -> tuple[Limit, ...]:
+        return tuple(limit_from_binance(*entry) for entry in self.default_limits)
 
     def server_time(self, body: bytes) -> int:
         return _server_time.decode(body)["serverTime"]
 
-    def cost(self, method: str, path: str, params: Mapping[str, str]) -> tuple[int, int]:
-        """(request weight, orders placed) of one request."""
+    def cost(self, method: str, path: str, params: Mapping[str, Any]) -> Cost:
+        """Request weight and orders placed by one request."""
         table = endpoints(self.market)
         found = next((e for e in table.values() if e.method == method and e.path == path), None)
         if found is None:
-            return UNKNOWN_WEIGHT, 0
+            return Cost(weight=UNKNOWN_WEIGHT)
         weight = found.weight
         spot = self.market is Market.SPOT
         if found.path.endswith("/depth"):
@@ -197,14 +234,62 @@ class RestVenue:
             weight = 2 if "symbol" in params else 4
         elif not spot and found.path == "/fapi/v1/klines":
             weight = futures_klines_weight(int(params.get("limit", "500")))
-        return weight, found.orders
+        return Cost(weight=weight, orders=found.orders)
+
+    def usage(self, headers: Mapping[str, str], cost: Cost) -> list[Usage]:
+        """``X-MBX-USED-WEIGHT-1M`` and ``X-MBX-ORDER-COUNT-10S``-style counts."""
+        return prefixed_usage(headers, self.usage_headers)
+
+    def stop_after(
+        self, status: int, code: int | None, retry_after: float | None
+    ) -> StopRule | None:
+        """429: stop for Retry-After (orders only for the account's order count, -1015);
+        418: the IP is banned until Retry-After (binance.md §3)."""
+        if status == 418:
+            return StopRule(DEFAULT_418_STOP_S if retry_after is None else retry_after, 418)
+        if status == 429:
+            seconds = DEFAULT_429_STOP_S if retry_after is None else retry_after
+            return StopRule(seconds, 429, orders_only=code in self.order_limit_codes)
+        return None
 
     @staticmethod
-    def client_order_id(params: Mapping[str, str]) -> str | None:
+    def retry_after(headers: Mapping[str, str], server_now_ms: float) -> float | None:
+        return retry_after_header(headers)
+
+    @staticmethod
+    def error_fields(content: bytes) -> tuple[int | None, str | None]:
+        try:
+            body = error_decoder.decode(content)
+        except msgspec.DecodeError:
+            return None, None
+        return body.code, body.msg
+
+    @staticmethod
+    def body_error(content: bytes) -> tuple[int, str | None] | None:
+        return None  # a 2xx answer is a success
+
+    @staticmethod
+    def error_for(
+        status: int,
+        code: int | None,
+        message: str | None,
+        *,
+        endpoint: str,
+        retry_after: float | None = None,
+    ) -> exconn_errors.ExconnError:
+        return error_for(status, code, message, endpoint=endpoint, retry_after=retry_after)
+
+    @staticmethod
+    def client_order_id(params: Mapping[str, Any]) -> str | None:
         return params.get("newClientOrderId") or params.get("origClientOrderId")
 
+    @staticmethod
+    def requires_client_order_id(method: str, path: str) -> bool:
+        # Every POST that is order entry places an order (new order, cancel-replace).
+        return method == "POST"
 
-def _count_symbols(params: Mapping[str, str]) -> int | None:
+
+def _count_symbols(params: Mapping[str, Any]) -> int | None:
     if "symbol" in params:
         return 1
     raw = params.get("symbols")
