@@ -11,9 +11,10 @@ import os
 
 import msgspec
 
+from exconn.delivery import DEFAULT_MAX_IN_FLIGHT
 from exconn.errors import ConfigError
 from exconn.model.enums import Exchange, Market
-from exconn.venues.binance import urls as binance_urls
+from exconn.venues.driver import driver_for
 
 ENVIRONMENTS = ("live", "testnet", "demo", "sim")
 
@@ -44,6 +45,13 @@ class WsSettings(msgspec.Struct, frozen=True):
     held_book_s: float = 10.0
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 60.0
+    # Event batches outstanding per subscriber; a subscriber slower than the feed gets the
+    # rest conflated (book updates merged, states replaced; trades never), see exconn.delivery.
+    subscriber_max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+
+    def __post_init__(self) -> None:
+        if self.subscriber_max_in_flight < 1:
+            raise ConfigError("subscriber_max_in_flight must be at least 1")
 
 
 class ExchangeConfig(msgspec.Struct, frozen=True):
@@ -54,6 +62,11 @@ class ExchangeConfig(msgspec.Struct, frozen=True):
     urls: dict[str, VenueUrls] = msgspec.field(default_factory=dict)
     depth_limit: int = 1000  # REST snapshot depth (Binance spot weight 50 at 1000)
     ws: WsSettings = msgspec.field(default_factory=WsSettings)
+    # Directory of the REST request budgets shared by every process of the actor system (one
+    # file per host, exconn.transport.ratelimit). ``exconn.start`` fills it with a directory
+    # of its own (removed at shutdown) when None; set it to share one budget between several
+    # exconn systems on the same IP. None outside a system: each process counts alone.
+    rest_budget_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.name not in {e.value for e in Exchange}:
@@ -69,10 +82,11 @@ class ExchangeConfig(msgspec.Struct, frozen=True):
             return self.urls[market]
         if self.environment == "sim":
             raise ConfigError(f"{self.name} {market}: environment 'sim' needs explicit URLs")
-        if self.name == Exchange.BINANCE:
-            rest, ws = binance_urls.default_urls(Market(market), self.environment)
-            return VenueUrls(rest=rest, ws=ws)
-        raise ConfigError(f"{self.name} {market}: not supported yet")
+        try:
+            rest, ws = driver_for(self.name).default_urls(Market(market), self.environment)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return VenueUrls(rest=rest, ws=ws)
 
 
 class Config(msgspec.Struct, frozen=True):
@@ -102,16 +116,36 @@ class Config(msgspec.Struct, frozen=True):
         log_level: str = "WARNING",
         linear: tuple[str, str] | None = None,
         ws: WsSettings | None = None,
+        bybit: tuple[str, str] | None = None,
+        bybit_markets: tuple[str, ...] = ("spot", "linear"),
     ) -> Config:
-        """Binance against running ``exconn.sim`` simulators: spot at ``rest_url``/``ws_url``
-        (None: no spot) and USD-M at ``linear`` = (rest_url, ws_url) of a ``BinanceUsdmSim``."""
+        """Exchanges against running ``exconn.sim`` simulators. Binance: spot at
+        ``rest_url``/``ws_url`` (None: no spot) and USD-M at ``linear`` = (rest_url, ws_url) of
+        a ``BinanceUsdmSim``. Bybit: ``bybit`` = (rest_url, ws_url) of a ``BybitSim``, serving
+        ``bybit_markets`` on its ``/v5/public/<category>`` streams."""
+        exchanges: list[ExchangeConfig] = []
+        if bybit is not None:
+            rest, ws_base = bybit
+            exchanges.append(
+                ExchangeConfig(
+                    name="bybit",
+                    environment="sim",
+                    markets=bybit_markets,
+                    urls={
+                        m: VenueUrls(rest=rest, ws=f"{ws_base.rstrip('/')}/v5/public/{m}")
+                        for m in bybit_markets
+                    },
+                    ws=ws or WsSettings(),
+                )
+            )
         urls: dict[str, VenueUrls] = {}
         if rest_url is not None and ws_url is not None:
             urls["spot"] = VenueUrls(rest=rest_url, ws=ws_url)
         if linear is not None:
             urls["linear"] = VenueUrls(rest=linear[0], ws=linear[1])
-        return cls(
-            exchanges=(
+        if urls or not exchanges:
+            exchanges.insert(
+                0,
                 ExchangeConfig(
                     name="binance",
                     environment="sim",
@@ -119,6 +153,5 @@ class Config(msgspec.Struct, frozen=True):
                     urls=urls,
                     ws=ws or WsSettings(),
                 ),
-            ),
-            log_level=log_level,
-        )
+            )
+        return cls(exchanges=tuple(exchanges), log_level=log_level)

@@ -14,12 +14,13 @@ import functools
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 import msgspec
 
 from exconn.model.decimal import require_decimal
-from exconn.model.enums import Market, OrderSide, OrderType, TimeInForce
+from exconn.model.enums import Market, OrderSide, OrderStatus, OrderType, TimeInForce
 
 # Thespian ActorAddress objects are opaque and picklable; typed as Any so msgspec accepts them.
 ActorRef = Any
@@ -103,6 +104,27 @@ class BookStale(msgspec.Struct, frozen=True, tag=True):
     market: str
     symbol: str
     reason: str
+
+
+class BookTop(msgspec.Struct, frozen=True, tag=True):
+    """The best ``depth`` levels per side as the venue pushes them (topics ``depth5``,
+    ``depth10``, ``depth20``; Binance ``<s>@depth<N>``): complete in itself, each one replaces
+    the previous ``BookTop`` of the same symbol and depth.
+
+    Not a ``BookSnapshot`` on purpose: a snapshot replaces the whole book a ``LocalBook`` keeps
+    from the ``book`` topic, so a top-N view arriving as one would cut that book down to N
+    levels and break the ``BookDelta`` chain after it. ``update_id`` is the venue's book
+    update id (comparable with the ``book`` topic's on the same venue).
+    """
+
+    exchange: str
+    market: str
+    symbol: str
+    depth: int
+    update_id: int
+    bids: tuple[Level, ...]  # best first, at most `depth`
+    asks: tuple[Level, ...]  # best first, at most `depth`
+    ts: datetime | None = None  # None when the venue sends no time (Binance spot)
 
 
 class Trade(msgspec.Struct, frozen=True, tag=True):
@@ -224,6 +246,7 @@ MarketEvent = (
     | BookDelta
     | BookReset
     | BookStale
+    | BookTop
     | Trade
     | AggTrade
     | Bbo
@@ -231,6 +254,138 @@ MarketEvent = (
     | Ticker24h
     | MarkPrice
 )
+
+
+# --------------------------------------------------------------------------------------------
+# exconn -> engine: private (user-data) events, the same for every venue. Order and fill events
+# are never conflated or dropped on their way (exconn.delivery leaves them alone).
+class PositionSide(StrEnum):
+    """Which position an order or position update belongs to."""
+
+    BOTH = "both"  # one-way mode: one net position per symbol
+    LONG = "long"  # hedge mode: the long position
+    SHORT = "short"  # hedge mode: the short position
+
+
+class OrderUpdate(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """The state of one order after an exchange-reported change (stream or REST).
+
+    ``filled_qty`` is cumulative and ``avg_price`` the average fill price (None before a fill);
+    ``ts`` is the exchange's time of the change. ``order_type`` is exconn's LIMIT/MARKET (a stop
+    that becomes a limit order is LIMIT, one that becomes a market order is MARKET) with
+    ``trigger_price`` set for conditional orders; ``venue_type`` and ``venue_status`` keep the
+    exchange's own words (``STOP_LOSS_LIMIT``, ``Untriggered``) for what exconn's enums fold.
+    ``qty`` is in base units; an order sized in the quote asset (Binance ``quoteOrderQty``,
+    Bybit spot market buys) has ``qty`` 0 and ``quote_qty`` set. ``client_order_id`` is None
+    for an order placed without one (e.g. by hand on the venue's site). ``seq`` orders the
+    updates of one order where the venue numbers them (Binance spot execution id). Named
+    ``order_type``, not ``type``: ``type`` is the batch's tag field.
+    """
+
+    exchange: str
+    market: str
+    symbol: str
+    client_order_id: str | None
+    exchange_order_id: str
+    side: OrderSide
+    order_type: OrderType
+    time_in_force: TimeInForce | None
+    status: OrderStatus
+    price: Decimal | None
+    qty: Decimal
+    filled_qty: Decimal
+    avg_price: Decimal | None
+    ts: datetime
+    reduce_only: bool = False
+    post_only: bool = False
+    position_side: PositionSide | None = None
+    trigger_price: Decimal | None = None
+    quote_qty: Decimal | None = None
+    reject_reason: str | None = None
+    venue_status: str = ""
+    venue_type: str = ""
+    seq: int | None = None
+
+
+class Fill(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """One execution of one of the account's orders.
+
+    ``trade_id`` is the de-duplication key together with the instrument (Binance trade ids
+    count per symbol; Bybit's are unique): use ``key``. ``fee`` is what this fill cost (negative:
+    a rebate), in ``fee_asset`` (None where the venue does not say). ``is_maker``: the order
+    was resting on the book.
+    """
+
+    exchange: str
+    market: str
+    symbol: str
+    trade_id: str
+    exchange_order_id: str
+    client_order_id: str | None
+    side: OrderSide
+    price: Decimal
+    qty: Decimal
+    fee: Decimal
+    fee_asset: str | None
+    is_maker: bool
+    ts: datetime
+    seq: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """What identifies this fill across the stream, REST and replays."""
+        return (self.exchange, self.market, self.symbol, self.trade_id)
+
+
+class BalanceUpdate(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """One asset's balance as the venue reports it; a field the venue does not give is None.
+
+    Binance spot ``outboundAccountPosition``: ``free``, ``locked`` and their sum ``total``;
+    Binance spot ``balanceUpdate`` (deposit, withdrawal, transfer): ``delta`` only;
+    Binance USD-M ``ACCOUNT_UPDATE``: ``total`` (wallet balance) and ``delta`` (change without
+    PnL and fees), ``reason`` the venue's cause (ORDER, FUNDING_FEE, ...);
+    Bybit ``wallet``: ``total`` (walletBalance) and ``locked``. ``market`` names the account:
+    ``spot``, ``linear`` (Binance's USD-M wallet), or ``unified`` (Bybit's Unified Trading
+    Account, shared by spot and linear).
+    """
+
+    exchange: str
+    market: str
+    asset: str
+    ts: datetime
+    free: Decimal | None = None
+    locked: Decimal | None = None
+    total: Decimal | None = None
+    delta: Decimal | None = None
+    reason: str | None = None
+
+
+class PositionUpdate(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """A derivatives position as the venue reports it.
+
+    ``qty`` is signed: positive long, negative short, 0 flat. ``position_side`` says which
+    position it is (BOTH in one-way mode). ``entry_price`` is None while flat; ``realized_pnl``
+    is the venue's cumulative figure. Fields the venue does not send are None.
+    """
+
+    exchange: str
+    market: str
+    symbol: str
+    position_side: PositionSide
+    qty: Decimal
+    ts: datetime
+    entry_price: Decimal | None = None
+    unrealized_pnl: Decimal | None = None
+    realized_pnl: Decimal | None = None
+    leverage: Decimal | None = None
+    mark_price: Decimal | None = None
+    liquidation_price: Decimal | None = None
+    margin_mode: str | None = None
+    seq: int | None = None
+
+
+UserEvent = OrderUpdate | Fill | BalanceUpdate | PositionUpdate
+Event = MarketEvent | UserEvent
 
 
 class BookDeltaText(msgspec.Struct, frozen=True, tag="BookDelta"):
@@ -261,11 +416,11 @@ class TradeText(msgspec.Struct, frozen=True, tag="Trade"):
     ts: float
 
 
-Encodable = MarketEvent | BookDeltaText | TradeText
+Encodable = MarketEvent | UserEvent | BookDeltaText | TradeText
 
 _batch_encoder = msgspec.msgpack.Encoder()
 # strict=False lets the encoded forms' strings and float seconds decode as Decimal and datetime.
-_batch_decoder = msgspec.msgpack.Decoder(list[MarketEvent], strict=False)
+_batch_decoder = msgspec.msgpack.Decoder(list[Event], strict=False)
 
 
 class EventBatch(msgspec.Struct, frozen=True, dict=True):
@@ -286,7 +441,7 @@ class EventBatch(msgspec.Struct, frozen=True, dict=True):
         return cls(payload=_batch_encoder.encode(events), received_ns=received_ns)
 
     @functools.cached_property
-    def events(self) -> tuple[MarketEvent, ...]:
+    def events(self) -> tuple[Event, ...]:
         return tuple(_batch_decoder.decode(self.payload))
 
     def __repr__(self) -> str:
@@ -336,6 +491,11 @@ class ConnectionInfo(msgspec.Struct, frozen=True):
     resyncs: int
     frames: int = 0  # data frames received since start
     drains: int = 0  # socket reads that returned frames (frames / drains = batch size)
+    # Events merged away or replaced for subscribers slower than the feed (exconn.delivery),
+    # in total and per subscriber (str(address), count); False: sent without flow control.
+    conflated_events: int = 0
+    conflated_by_subscriber: tuple[tuple[str, int], ...] = ()
+    flow_control: bool = True
 
 
 class SystemStatus(msgspec.Struct, frozen=True):
@@ -355,6 +515,8 @@ class RootStarted(msgspec.Struct, frozen=True):
 
 class RouterInit(msgspec.Struct, frozen=True):
     supervisors: dict[str, ActorRef]
+    # exchange -> configured markets, for patterns that name venues by wildcard
+    markets: dict[str, tuple[str, ...]] = {}
 
 
 class SupervisorInit(msgspec.Struct, frozen=True):
@@ -381,6 +543,8 @@ class ConnectionInit(msgspec.Struct, frozen=True):
     log_level: str
     # exchangeInfo rateLimits as (type, interval, interval_num, limit): seeds the REST limiter
     rate_limits: tuple[tuple[str, str, int, int], ...] = ()
+    # Where the system's processes share their REST budgets (ExchangeConfig.rest_budget_dir).
+    rest_budget_dir: str | None = None
 
 
 class SetRoute(msgspec.Struct, frozen=True):

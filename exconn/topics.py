@@ -12,8 +12,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # book: order book; trades: raw trades; bbo: best bid/offer; aggtrades: aggregated trades;
-# mark: mark price and funding (perpetuals only).
-MARKET_KINDS = frozenset({"book", "trades", "bbo", "aggtrades", "mark"})
+# mark: mark price and funding (perpetuals only); depth5/10/20: the venue's top-N book view
+# (``BookTop``, apart from ``book``); ticker: rolling 24 h statistics. Klines are
+# ``kline_<interval>`` (``is_market_kind``), not listed here.
+MARKET_KINDS = frozenset(
+    {"book", "trades", "bbo", "aggtrades", "mark", "depth5", "depth10", "depth20", "ticker"}
+)
+KLINE_PREFIX = "kline_"
+# Kline intervals in Binance notation (case-sensitive: 1m is a minute, 1M a month). A venue may
+# serve fewer (1s is Binance spot only) and refuses the rest when the topic is routed.
+KLINE_INTERVALS = (
+    "1s",
+    "1m",
+    "3m",
+    "5m",
+    "15m",
+    "30m",
+    "1h",
+    "2h",
+    "4h",
+    "6h",
+    "8h",
+    "12h",
+    "1d",
+    "3d",
+    "1w",
+    "1M",
+)
+KLINE_KINDS = frozenset(KLINE_PREFIX + i for i in KLINE_INTERVALS)
 WILDCARD = "*"
 
 
@@ -55,10 +81,25 @@ def matches(pattern: str, topic: str) -> bool:
     return all(p in (WILDCARD, t) for p, t in zip(p_parts, t_parts, strict=True))
 
 
+def is_market_kind(kind: str) -> bool:
+    """A market-data topic kind: one of ``MARKET_KINDS`` or ``kline_<interval>``."""
+    return kind in MARKET_KINDS or kind in KLINE_KINDS
+
+
 def validate_subscription(topic: str) -> None:
+    """Raises ValueError saying what is wrong with a topic and what would be accepted."""
     t = parse_topic(topic)
-    if t.kind != WILDCARD and t.kind not in MARKET_KINDS:
-        raise ValueError(f"topic {topic!r}: unknown kind {t.kind!r}; known: {sorted(MARKET_KINDS)}")
+    if t.kind == WILDCARD or is_market_kind(t.kind):
+        return
+    if t.kind.startswith(KLINE_PREFIX):
+        raise ValueError(
+            f"topic {topic!r}: unknown kline interval {t.kind[len(KLINE_PREFIX) :]!r}; "
+            f"known: {', '.join(KLINE_INTERVALS)} (case-sensitive: 1m minute, 1M month)"
+        )
+    raise ValueError(
+        f"topic {topic!r}: unknown kind {t.kind!r}; known: {', '.join(sorted(MARKET_KINDS))} "
+        f"and {KLINE_PREFIX}<interval> (e.g. {KLINE_PREFIX}1m)"
+    )
 
 
 @dataclass
@@ -74,6 +115,11 @@ class SubscriptionRegistry:
 
     _concrete: dict[str, dict[str, Any]] = field(default_factory=dict)  # topic -> key -> sub
     _patterns: dict[str, dict[str, Any]] = field(default_factory=dict)  # pattern -> key -> sub
+    # Why a subscriber holds a concrete topic: "" subscribed to it directly, else the patterns
+    # that opened it (see ``expand``). It lets go of the topic when no reason is left.
+    _reasons: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    # exchange -> configured markets: what a pattern with wildcard venues opens
+    markets: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def open_topics(self) -> list[str]:
         return sorted(self._concrete)
@@ -95,40 +141,70 @@ class SubscriptionRegistry:
         for topic in topics:
             validate_subscription(topic)
             if is_concrete(topic):
-                subs = self._concrete.setdefault(topic, {})
-                if key not in subs:
-                    subs[key] = subscriber
+                if self._hold(topic, key, subscriber, ""):
                     changed.add(topic)
-            else:
-                subs = self._patterns.setdefault(topic, {})
-                if key not in subs:
-                    subs[key] = subscriber
-                    changed.update(t for t in self._concrete if matches(topic, t))
+                continue
+            subs = self._patterns.setdefault(topic, {})
+            if key in subs:
+                continue
+            subs[key] = subscriber
+            changed.update(t for t in self._concrete if matches(topic, t))
+            for t in expand(topic, self.markets):
+                self._hold(t, key, subscriber, topic)
+                changed.add(t)
         return sorted(changed)
 
     def unsubscribe(self, subscriber: Any, topics: Iterable[str]) -> list[str]:
         key = str(subscriber)
         changed: set[str] = set()
         for topic in topics:
-            table = self._concrete if is_concrete(topic) else self._patterns
-            subs = table.get(topic)
+            if is_concrete(topic):
+                if self._release(topic, key, ""):
+                    changed.add(topic)
+                continue
+            subs = self._patterns.get(topic)
             if not subs or key not in subs:
                 continue
             del subs[key]
             if not subs:
-                del table[topic]
-            if table is self._concrete:
-                changed.add(topic)
-            else:
-                changed.update(t for t in self._concrete if matches(topic, t))
+                del self._patterns[topic]
+            changed.update(t for t in self._concrete if matches(topic, t))
+            for t in expand(topic, self.markets):
+                self._release(t, key, topic)
         return sorted(changed)
+
+    def _hold(self, topic: str, key: str, subscriber: Any, reason: str) -> bool:
+        """True when ``key`` newly holds ``topic``."""
+        reasons = self._reasons.setdefault((topic, key), set())
+        reasons.add(reason)
+        subs = self._concrete.setdefault(topic, {})
+        if key in subs:
+            return False
+        subs[key] = subscriber
+        return True
+
+    def _release(self, topic: str, key: str, reason: str) -> bool:
+        """True when ``key`` no longer holds ``topic``."""
+        reasons = self._reasons.get((topic, key))
+        if reasons is None or reason not in reasons:
+            return False
+        reasons.discard(reason)
+        if reasons:
+            return False
+        del self._reasons[(topic, key)]
+        subs = self._concrete.get(topic, {})
+        subs.pop(key, None)
+        if not subs:
+            self._concrete.pop(topic, None)
+        return True
 
     def drop_subscriber(self, subscriber: Any) -> list[str]:
         """Forget a subscriber entirely (it died)."""
         key = str(subscriber)
-        topics = [t for t, subs in self._concrete.items() if key in subs]
         patterns = [p for p, subs in self._patterns.items() if key in subs]
-        return sorted(set(self.unsubscribe(subscriber, topics + patterns)))
+        changed = set(self.unsubscribe(subscriber, patterns))
+        topics = [t for t, subs in self._concrete.items() if key in subs]
+        return sorted(changed | set(self.unsubscribe(subscriber, topics)))
 
     def subscriptions(self) -> list[tuple[Any, tuple[str, ...]]]:
         """Every subscriber with all its topics and patterns (to replay into a new registry)."""
@@ -136,5 +212,26 @@ class SubscriptionRegistry:
         for table in (self._concrete, self._patterns):
             for topic, subs in table.items():
                 for key, sub in subs.items():
+                    if table is self._concrete and "" not in self._reasons.get((topic, key), ()):
+                        continue  # opened by a pattern: replaying the pattern opens it again
                     by_key.setdefault(key, (sub, []))[1].append(topic)
         return [(sub, tuple(sorted(topics))) for sub, topics in by_key.values()]
+
+
+def expand(pattern: str, markets: dict[str, tuple[str, ...]]) -> list[str]:
+    """The concrete topics a pattern opens: one whose kind and symbol are named and whose
+    exchange or market is ``*`` (``book.*.*.BTC/USDT``) opens that topic on every configured
+    venue whose market takes that symbol form (``BASE/QUOTE`` spot, ``BASE/QUOTE:SETTLE``
+    linear). A pattern with a wildcard kind or symbol opens nothing (it would mean every
+    kind or every listed symbol): it rides on topics others open."""
+    t = parse_topic(pattern)
+    if WILDCARD in (t.kind, t.symbol) or is_concrete(pattern):
+        return []
+    wanted_market = "linear" if ":" in t.symbol else "spot"
+    return [
+        make_topic(t.kind, exchange, market, t.symbol)
+        for exchange, configured in sorted(markets.items())
+        if t.exchange in (WILDCARD, exchange)
+        for market in configured
+        if market == wanted_market and t.market in (WILDCARD, market)
+    ]

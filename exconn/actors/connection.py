@@ -34,8 +34,10 @@ from exconn.actors.fresh_stack import FreshStack
 from exconn.actors.lifeline import tie_to_parent
 from exconn.actors.md_messages import ConnectionSetup
 from exconn.actors.timers import Timers
+from exconn.actors.tracked_send import TrackedSender
 from exconn.book.sync import SyncResult
 from exconn.config import WsSettings
+from exconn.delivery import Delivery
 from exconn.logs import configure
 from exconn.messages import (
     ConnectionInfo,
@@ -51,47 +53,44 @@ from exconn.transport.backoff import Backoff
 from exconn.transport.lifecycle import ControlPacer, Liveness
 from exconn.transport.rest import RestClient
 from exconn.transport.ws import WsClosed, WsConnection
-from exconn.venues.binance import endpoints, urls
-from exconn.venues.binance.errors import error_for
-from exconn.venues.binance.streams import StreamHandler
-from exconn.venues.binance.wire import (
-    depth_snapshot_decoder,
-    error_decoder,
-    rest_trades_decoder,
-)
+from exconn.venues.driver import SUBSCRIBE, UNSUBSCRIBE, VenueDriver, driver_for
 
 # A socket that lived this long was healthy: its loss starts the reconnect backoff anew.
 HEALTHY_AFTER_SECONDS = 30.0
-STREAMS_PER_CONTROL_MESSAGE = 200
 SNAPSHOT_ATTEMPTS_PER_DRAIN = 3
+# REST backfill reads per call before the mailbox gets a look (a long gap is read page by page).
+BACKFILL_ROUNDS_PER_CALL = 5
 # Frames handled per drain: bounds the batch size and the time between two looks at the
 # mailbox (route changes, status requests) when a flood keeps the socket readable.
 FRAMES_PER_DRAIN = 2048
 
 
-class DrainAgain:
-    """Sent to itself when a drain stopped at FRAMES_PER_DRAIN with more frames waiting."""
-
-
 class Session:
     """One socket of this connection actor and what is paced or watched per socket."""
 
-    def __init__(self, conn: WsConnection, settings: WsSettings, now: float) -> None:
+    def __init__(
+        self, conn: WsConnection, settings: WsSettings, driver: VenueDriver, now: float
+    ) -> None:
         self.conn = conn
         self.opened_at = now
         self.pacer = ControlPacer(settings.control_messages_per_s)
-        self.pending: list[tuple[str, list[str]]] = []
-        self.liveness = Liveness(settings.stream_silence_s, now, urls.expected_cadence)
+        self.pending: list[tuple[str, list[str]]] = []  # (subscribe/unsubscribe, streams)
+        self.frames: list[str] = []  # the venue's control frames for them, waiting for the pacer
+        self.liveness = Liveness(settings.stream_silence_s, now, driver.expected_cadence)
         self.pongs = 0  # pongs already recorded in the pacer
 
 
 class MarketDataConnection(Actor):
     def __init__(self) -> None:
         super().__init__()
+        # At once, not on ConnectionInit: a parent dying between creating this actor and
+        # sending its init would otherwise leave it orphaned.
+        tie_to_parent()
         self.hot_path = FreshStack()
         self.init: ConnectionInit | None = None
         self.settings = WsSettings()
-        self.handler: StreamHandler | None = None
+        self.driver: VenueDriver = driver_for("binance")  # replaced by ConnectionInit's
+        self.handler: Any = None  # the venue's StreamHandler
         self.active: Session | None = None
         self.candidate: Session | None = None  # replacement socket catching up (rotation)
         self.rotation_reason = ""
@@ -104,6 +103,8 @@ class MarketDataConnection(Actor):
         self.drains = 0
         self.rotations = 0
         self.log = logger
+        self.delivery = Delivery(self.settings.subscriber_max_in_flight)
+        self.sender = TrackedSender(self, self.delivery)
 
     # Every exit path returns the watch: a bare return or an exception would clear it.
     def receiveMessage(self, message: Any, sender: Any) -> Any:
@@ -122,7 +123,7 @@ class MarketDataConnection(Actor):
         return ThespianWatch(fds) if fds else None
 
     def _dispatch(self, message: Any, sender: Any) -> None:
-        if isinstance(message, WatchMessage | DrainAgain):
+        if isinstance(message, WatchMessage):
             self._on_readable()
         elif isinstance(message, SetRoute):
             self._on_route(message, sender)
@@ -144,21 +145,26 @@ class MarketDataConnection(Actor):
         configure(msg.log_level)
         self.init = msg
         self.log = logger.bind(exchange=msg.exchange, market=msg.market, connection=msg.name)
+        self.delivery.max_in_flight = self.settings.subscriber_max_in_flight
+        self.sender.log = self.log
         self.timers = Timers(self)
         self.backoff = Backoff(
             initial=self.settings.backoff_initial_s, maximum=self.settings.backoff_max_s
         )
-        self.handler = StreamHandler(Market(msg.market), msg.instruments)
+        self.driver = driver_for(msg.exchange)
+        self.handler = self.driver.stream_handler(Market(msg.market), msg.instruments)
+        rules = self.driver.rest_rules(Market(msg.market))
         self.rest = RestClient(
             msg.rest_url,
             exchange=msg.exchange,
-            error_for=error_for,
-            error_decoder=error_decoder,
-            venue=endpoints.rest_venue(Market(msg.market)),
+            error_for=rules.error_for,
+            error_decoder=rules.error_decoder,
+            venue=rules.venue,
+            # One budget per host for all of the system's processes: shards fetching
+            # snapshots at once cannot overflow the IP's limit together.
+            budget_dir=msg.rest_budget_dir,
         )
         if msg.rate_limits:
-            # Each actor process has its own limiter; the X-MBX-USED-WEIGHT headers of every
-            # response bring it up to the IP-wide count the venue keeps.
             self.rest.seed_limits(msg.rate_limits)
         self.send(sender, ConnectionStarted(name=msg.name, pid=os.getpid()))
 
@@ -181,9 +187,9 @@ class MarketDataConnection(Actor):
         now = time.monotonic()
         for sess in sessions:
             if change.subscribe:
-                sess.pending.append(("SUBSCRIBE", change.subscribe))
+                sess.pending.append((SUBSCRIBE, change.subscribe))
             if change.unsubscribe:
-                sess.pending.append(("UNSUBSCRIBE", change.unsubscribe))
+                sess.pending.append((UNSUBSCRIBE, change.unsubscribe))
             sess.liveness.watch(self.handler.streams, now)
             self._flush_control(sess)
 
@@ -195,15 +201,17 @@ class MarketDataConnection(Actor):
         streams = sorted(self.handler.streams)
         if not streams:
             return None
-        conn = WsConnection(urls.combined_url(self.init.ws_url, streams))
+        conn = WsConnection(self.driver.connect_url(self.init.ws_url, streams))
         try:
             conn.connect()
         except WsClosed as exc:
             self.log.warning("connect failed: {}", exc)
             return None
         now = time.monotonic()
-        sess = Session(conn, self.settings, now)
+        sess = Session(conn, self.settings, self.driver, now)
         sess.liveness.watch(streams, now)
+        if not self.driver.streams_in_url:
+            sess.pending.append((SUBSCRIBE, streams))  # sent once the session is in place
         return sess
 
     def _connect(self) -> None:
@@ -217,6 +225,7 @@ class MarketDataConnection(Actor):
             return
         self.active = sess
         self._arm_session_timers()
+        self._flush_control(sess)
         self.log.info(
             "connected with {} streams", len(self.handler.streams if self.handler else ())
         )
@@ -225,6 +234,26 @@ class MarketDataConnection(Actor):
         s = self.settings
         self.timers.start("age", max(0.0, s.max_connection_age_s - s.rotate_before_s))
         self.timers.ensure("liveness", s.stream_silence_s / 2)
+        if self.driver.ping_interval_s is not None:
+            self.timers.ensure("ping", self.driver.ping_interval_s)
+
+    def _ping(self) -> None:
+        """The venue's application-level keep-alive on every socket (Bybit: the server
+        closes a socket that sent nothing for about 10 minutes)."""
+        frame = self.driver.ping_frame()
+        interval = self.driver.ping_interval_s
+        if frame is None or interval is None:
+            return
+        out = Outbox()
+        for sess in (self.active, self.candidate):
+            if sess is not None and sess.conn.connected:
+                try:
+                    sess.conn.send_text(frame)
+                except WsClosed as exc:
+                    self._session_lost(sess, str(exc), out)
+        self._publish(out)
+        if self.active is not None or self.candidate is not None:
+            self.timers.ensure("ping", interval)
 
     def _start_rotation(self, reason: str) -> None:
         """Make-before-break: open a replacement socket; the live one keeps delivering until
@@ -239,6 +268,7 @@ class MarketDataConnection(Actor):
         self.log.info("rotating socket ({})", reason)
         self.candidate = sess
         self.handler.begin_candidate()
+        self._flush_control(sess)
         self.timers.start("rotation_deadline", self.settings.rotation_timeout_s)
 
     def _maybe_promote(self, out: Outbox) -> None:
@@ -290,6 +320,7 @@ class MarketDataConnection(Actor):
                     now=now,
                 )
             more_any = more_any or more
+        self._resubscribe_broken(handler)
         if handler.shutdown_notices:
             handler.shutdown_notices = 0
             self._start_rotation("serverShutdown")
@@ -298,7 +329,19 @@ class MarketDataConnection(Actor):
         self._backfill_trades(out)
         self._publish(out)
         if more_any and (self.active is not None or self.candidate is not None):
-            self.send(self.myAddress, DrainAgain())
+            # A timer, not a message to itself: Thespian hands a self-addressed message straight
+            # back without reading its sockets, so during a flood no transmit acknowledgement,
+            # route change or status request would get in between two drains.
+            self.timers.ensure("drain", 0)
+
+    def _resubscribe_broken(self, handler: Any) -> None:
+        """Streams the venue repairs by subscribing again (a Bybit book gap: the new
+        subscription starts with a snapshot)."""
+        streams = self.driver.streams_to_resubscribe(handler)
+        sess = self.active
+        if streams and sess is not None:
+            sess.pending.extend(self.driver.resubscribe_actions(streams))
+            self._flush_control(sess)
 
     def _count_pongs(self, sess: Session, now: float) -> None:
         sent = sess.conn.pongs_sent - sess.pongs
@@ -332,15 +375,14 @@ class MarketDataConnection(Actor):
         arrive meanwhile wait in the socket, which is exactly the buffering the rules ask for."""
         handler, rest, init = self.handler, self.rest, self.init
         assert handler is not None and rest is not None and init is not None
-        path = endpoints.endpoints(Market(init.market))["depth"].path
+        market = Market(init.market)
         for venue_symbol in handler.symbols_needing_snapshot():
+            req = self.driver.snapshot_request(market, venue_symbol, init.depth_limit)
+            if req is None:
+                continue  # the venue sends its snapshots in the stream
             for _ in range(SNAPSHOT_ATTEMPTS_PER_DRAIN):
                 try:
-                    snapshot = rest.get(
-                        path,
-                        endpoints.depth_params(venue_symbol, init.depth_limit),
-                        depth_snapshot_decoder,
-                    )
+                    snapshot = rest.get(req.path, req.params, req.decoder)
                     result = handler.on_snapshot(venue_symbol, snapshot, out)
                 except (errors.ExconnError, ValueError) as exc:
                     delay = self.snapshot_backoff.next_delay()
@@ -358,50 +400,52 @@ class MarketDataConnection(Actor):
                 self.timers.ensure("snapshot", self.snapshot_backoff.next_delay())
 
     def _backfill_trades(self, out: Outbox) -> None:
-        """Trades a socket change missed come from REST, before the live ones held behind."""
-        handler, rest, init = self.handler, self.rest, self.init
-        assert handler is not None and rest is not None and init is not None
-        path = urls.recent_trades_path(Market(init.market))
-        for venue_symbol in handler.symbols_needing_trades():
-            try:
-                rows = rest.get(
-                    path, {"symbol": venue_symbol, "limit": "1000"}, rest_trades_decoder
-                )
-            except (errors.ExconnError, ValueError) as exc:
-                delay = self.snapshot_backoff.next_delay()
-                self.log.bind(symbol=venue_symbol).warning(
-                    "trade backfill failed ({}); retrying in {:.1f} s", exc, delay
-                )
-                self.timers.ensure("trades", delay)
+        """Trades and aggTrades a socket change (or the server) missed come from REST, before
+        the live ones held behind them. The handler says what to read; a read may be one page
+        of several, so this goes round until nothing is held, a bounded number of times per
+        call (then a timer continues, after a look at the mailbox)."""
+        handler, rest = self.handler, self.rest
+        assert handler is not None and rest is not None
+        for _ in range(BACKFILL_ROUNDS_PER_CALL):
+            requests = handler.backfills()
+            if not requests:
                 return
-            lost = handler.on_rest_trades(venue_symbol, rows, out)
-            if lost:
-                self.log.bind(symbol=venue_symbol).error(
-                    "{} trades missed by a socket change are older than the REST window", lost
-                )
+            for req in requests:
+                try:
+                    rows = rest.get(req.path, req.params, req.decoder)
+                except (errors.ExconnError, ValueError) as exc:
+                    delay = self.snapshot_backoff.next_delay()
+                    self.log.bind(symbol=req.venue_symbol).warning(
+                        "{} backfill failed ({}); retrying in {:.1f} s", req.kind, exc, delay
+                    )
+                    self.timers.ensure("trades", delay)
+                    return
+                lost = handler.on_backfill(req.kind, req.venue_symbol, rows, out)
+                if lost:
+                    self.log.bind(symbol=req.venue_symbol).error(
+                        "{} {} missed are older than the REST window", lost, req.kind
+                    )
+        self.timers.ensure("trades", 0.0)
 
     # -- control messages -----------------------------------------------------------------------
     def _flush_control(self, sess: Session) -> None:
         conn = sess.conn
         if not conn.connected:
             return
-        while sess.pending:  # bounded: each pass sends one message or returns
+        assert self.handler is not None
+        # The venue writes the frames (JSON shape, streams per frame); the ids are this actor's.
+        for action, streams in sess.pending:
+            frames = self.driver.control_frames(self.handler, action, streams, self.request_id + 1)
+            self.request_id += len(frames)
+            sess.frames.extend(frames)
+        sess.pending.clear()
+        while sess.frames:  # bounded: each pass sends one frame or returns
             now = time.monotonic()
             wait = sess.pacer.delay(now)
             if wait > 0:
                 self.timers.ensure("pace", wait)
                 return
-            method, streams = sess.pending[0]
-            chunk, rest = (
-                streams[:STREAMS_PER_CONTROL_MESSAGE],
-                streams[STREAMS_PER_CONTROL_MESSAGE:],
-            )
-            if rest:
-                sess.pending[0] = (method, rest)
-            else:
-                sess.pending.pop(0)
-            self.request_id += 1
-            body = f'{{"method":"{method}","params":{_json_list(chunk)},"id":{self.request_id}}}'
+            body = sess.frames.pop(0)
             try:
                 conn.send_text(body)
             except WsClosed as exc:
@@ -416,7 +460,9 @@ class MarketDataConnection(Actor):
             return
         purpose = self.timers.fire(payload)
         out = Outbox()
-        if purpose == "reconnect":
+        if purpose == "drain":
+            self._on_readable()
+        elif purpose == "reconnect":
             if self.active is None and self.candidate is None:
                 self._connect()
         elif purpose == "pace":
@@ -439,6 +485,8 @@ class MarketDataConnection(Actor):
                 self._backfill_trades(out)
         elif purpose == "liveness":
             self._check_liveness()
+        elif purpose == "ping":
+            self._ping()
         elif purpose == "held" and self.handler is not None:
             self.handler.expire_held("no data after a socket change", out)
         self._publish(out)
@@ -449,7 +497,7 @@ class MarketDataConnection(Actor):
             verdict = sess.liveness.check(time.monotonic())
             if verdict.resubscribe:
                 self.log.warning("silent streams, subscribing again: {}", verdict.resubscribe)
-                sess.pending.append(("SUBSCRIBE", verdict.resubscribe))
+                sess.pending.extend(self.driver.resubscribe_actions(verdict.resubscribe))
                 self._flush_control(sess)
             if verdict.replace:
                 self._start_rotation("silent stream")
@@ -459,8 +507,9 @@ class MarketDataConnection(Actor):
     # -- output ---------------------------------------------------------------------------------
     def _publish(self, out: Outbox) -> None:
         if out:
-            for address, batch in out.drain():
-                self.send(address, batch)
+            # Flow-controlled per subscriber: a slow one gets its book updates conflated
+            # instead of blocking everyone behind Thespian's transmit queue.
+            self.sender.publish(out)
 
     def _info(self) -> ConnectionInfo:
         init, handler = self.init, self.handler
@@ -475,6 +524,9 @@ class MarketDataConnection(Actor):
             resyncs=handler.resyncs if handler else 0,
             frames=self.frames,
             drains=self.drains,
+            conflated_events=self.delivery.conflated,
+            conflated_by_subscriber=self.delivery.conflated_by_subscriber(),
+            flow_control=self.sender.flow_control,
         )
 
     def _close(self) -> None:
@@ -485,7 +537,3 @@ class MarketDataConnection(Actor):
         if self.rest is not None:
             self.rest.close()
         self.hot_path.close()
-
-
-def _json_list(items: list[str]) -> str:
-    return "[" + ",".join(f'"{s}"' for s in items) + "]"

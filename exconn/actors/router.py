@@ -18,7 +18,7 @@ from exconn.messages import (
     SubscriptionError,
     Unsubscribe,
 )
-from exconn.topics import MARKET_KINDS, SubscriptionRegistry, parse_topic
+from exconn.topics import SubscriptionRegistry, parse_topic, validate_subscription
 
 
 class MarketDataRouter(ActorTypeDispatcher):
@@ -34,6 +34,7 @@ class MarketDataRouter(ActorTypeDispatcher):
             tie_to_parent()
         old = self.supervisors or {}
         self.supervisors = dict(msg.supervisors)
+        self.registry.markets = dict(msg.markets)
         if not first:
             # A restarted supervisor knows nothing: give it every open topic of its exchange.
             renewed = {n for n, a in self.supervisors.items() if old.get(n) != a}
@@ -62,8 +63,7 @@ class MarketDataRouter(ActorTypeDispatcher):
             t = parse_topic(topic)
             if t.exchange != "*" and t.exchange not in (self.supervisors or {}):
                 raise ValueError(f"exchange {t.exchange!r} is not configured")
-            if "*" not in topic.split(".") and t.kind not in MARKET_KINDS:
-                raise ValueError(f"unknown topic kind {t.kind!r}")
+            validate_subscription(topic)  # the registry checks it too, and would raise here
         except ValueError as exc:
             self.send(subscriber, SubscriptionError(topic=topic, reason=str(exc)))
             return False

@@ -36,10 +36,7 @@ from exconn.topics import parse_topic
 from exconn.transport.backoff import Backoff
 from exconn.transport.lifecycle import ShardPlanner
 from exconn.transport.rest import RestClient
-from exconn.venues.binance import endpoints, urls
-from exconn.venues.binance.errors import error_for
-from exconn.venues.binance.parse import parse_exchange_info
-from exconn.venues.binance.wire import error_decoder, exchange_info_decoder
+from exconn.venues.driver import VenueDriver, driver_for
 
 # A child that lived this long is healthy again: its next failure starts the backoff anew.
 HEALTHY_AFTER_SECONDS = 30.0
@@ -70,6 +67,7 @@ class ExchangeSupervisor(ActorTypeDispatcher):
     def __init__(self) -> None:
         super().__init__()
         self.init: SupervisorInit | None = None
+        self.driver: VenueDriver = driver_for("binance")  # replaced by SupervisorInit's
         self.instruments: dict[str, list[Any]] = {}  # market -> instruments
         self.rate_limits: dict[str, tuple[tuple[str, str, int, int], ...]] = {}
         self.demands: dict[str, tuple[Any, ...]] = {}  # topic -> subscribers
@@ -87,6 +85,7 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         tie_to_parent()
         configure(msg.log_level)
         self.init = msg
+        self.driver = driver_for(msg.exchange)
         self.log = logger.bind(exchange=msg.exchange)
         self._load_instruments()
 
@@ -113,21 +112,22 @@ class ExchangeSupervisor(ActorTypeDispatcher):
     def _fetch_instruments(self, market: str) -> list[Any]:
         assert self.init is not None
         venue_urls = self.init.config.urls_for(market)
+        rules = self.driver.rest_rules(Market(market))
         rest = RestClient(
             venue_urls.rest,
             exchange=self.init.exchange,
-            error_for=error_for,
-            error_decoder=error_decoder,
-            venue=endpoints.rest_venue(Market(market)),
+            error_for=rules.error_for,
+            error_decoder=rules.error_decoder,
+            venue=rules.venue,
+            budget_dir=self.init.config.rest_budget_dir,
         )
         try:
-            path = endpoints.endpoints(Market(market))["exchange_info"].path
-            info = rest.get(path, {}, exchange_info_decoder)
+            catalog = self.driver.load_catalog(Market(market), rest.get)
         finally:
             rest.close()
         # The venue's own limits seed every REST client this exchange's actors create.
-        self.rate_limits[market] = tuple(endpoints.rate_limits(info.rateLimits))
-        return parse_exchange_info(info, Market(market))
+        self.rate_limits[market] = catalog.rate_limits
+        return catalog.instruments
 
     def receiveMsg_StreamDemand(self, msg: StreamDemand, sender: Any) -> None:
         self._on_demand(msg)
@@ -155,12 +155,12 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         try:
             # A kind this market has no stream for (mark on spot) is refused here, before a
             # shard slot or a connection actor is spent on it.
-            urls.stream_for(kind, "", Market(market))
+            self.driver.stream_for(kind, "", Market(market))
         except ValueError as exc:
             for sub in msg.subscribers:
                 self.send(sub, SubscriptionError(topic=msg.topic, reason=str(exc)))
             return
-        route = urls.route_for(Market(market), kind)
+        route = self.driver.route_for(Market(market), kind)
         planner = self._planner(market, route)
         if msg.subscribers:
             self.demands[msg.topic] = msg.subscribers
@@ -179,7 +179,9 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         planner = self.planners.get((market, route))
         if planner is None:
             assert self.init is not None
-            cap = self.init.config.ws.max_streams_per_connection or urls.max_streams(Market(market))
+            cap = self.init.config.ws.max_streams_per_connection or self.driver.max_streams(
+                Market(market)
+            )
             planner = self.planners[(market, route)] = ShardPlanner(cap)
         return planner
 
@@ -209,12 +211,13 @@ class ExchangeSupervisor(ActorTypeDispatcher):
                     exchange=self.init.exchange,
                     market=child.market,
                     name=child.name,
-                    ws_url=urls.routed_base(venue_urls.ws, child.route),
+                    ws_url=self.driver.routed_base(venue_urls.ws, child.route),
                     rest_url=venue_urls.rest,
                     instruments=tuple(self.instruments[child.market]),
                     depth_limit=self.init.config.depth_limit,
                     log_level=self.init.log_level,
                     rate_limits=self.rate_limits.get(child.market, ()),
+                    rest_budget_dir=self.init.config.rest_budget_dir,
                 ),
                 settings=self.init.config.ws,
             ),
@@ -269,11 +272,12 @@ class ExchangeSupervisor(ActorTypeDispatcher):
                 self._start_child(child)
 
     def receiveMsg_GetStatus(self, msg: GetStatus, sender: Any) -> None:
-        assert self.init is not None
+        # A restarted supervisor can be asked before its SupervisorInit arrives: it then has
+        # no children yet, which is the truth.
         self.send(
             sender,
             SupervisorStatus(
-                exchange=self.init.exchange,
+                exchange=self.init.exchange if self.init is not None else "",
                 connections=[c.address for c in self.children.values() if c.address is not None],
                 restarts=self.restarts,
                 pid=os.getpid(),
