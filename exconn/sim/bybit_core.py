@@ -1,4 +1,5 @@
-"""Venue state of the Bybit V5 simulator: markets, ledgers, feeds, connections, faults.
+"""Venue state of the Bybit V5 simulator: markets, ledgers, feeds, connections, faults,
+flood.
 
 Only touched from the server's event-loop thread (the facade marshals calls onto it), so
 no locks. Public data and private events come from the same engine batches: the engines'
@@ -20,13 +21,15 @@ from exconn.sim.auth import KeyRegistry
 from exconn.sim.bybit_account_view import position_json, usd_units_price, wallet_json
 from exconn.sim.bybit_book import SymbolFeed
 from exconn.sim.bybit_conn import BybitConnection
+from exconn.sim.bybit_flood import BybitFloodPlan
 from exconn.sim.bybit_orders import Execution, UserOrder, new_execution
 from exconn.sim.bybit_tape import INTERVAL_MS, Tape, TapeTrade
 from exconn.sim.bybit_wire import CATEGORIES, Wire, deterministic_uuid
+from exconn.sim.connection import OutFlood
 from exconn.sim.core_common import close_all, market_spec, skewed, wall_ms
 from exconn.sim.fault_registry import FaultKind, FaultRegistry
 from exconn.sim.limits import BybitLimiter
-from exconn.sim.market import Interval, Market
+from exconn.sim.market import Book, Interval, Market
 from exconn.sim.matching import Batch, OrderEvent, Reason, Side
 from exconn.sim.symbols import SimSymbol
 
@@ -86,18 +89,29 @@ class BybitCore:
         self._pos_seq = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_realised: dict[tuple[str, str], int] = {}
+        self._flood_prep: tuple[str, str] | None = None
+        self._flood_pending: BybitFloodPlan | None = None
+        self._flood_running: BybitFloodPlan | None = None
+        self._flood_done: dict[tuple[str, str], BybitFloodPlan] = {}
 
     # ------------------------------------------------------------------ clock
     def now(self) -> int:
         return skewed(self.faults, VENUE, wall_ms())
 
     # ----------------------------------------------------------------- market
+    @property
+    def frozen(self) -> bool:
+        """True while a flood is being prepared, waits for its client, or is being sent."""
+        return bool(self._flood_prep or self._flood_pending or self._flood_running)
+
     def tick(self) -> None:
         self.apply_connection_faults()
-        if not self.paused:
+        if not self.paused and not self.frozen:
             self.step(1)
 
     def step(self, n: int) -> None:
+        if self.frozen:
+            raise RuntimeError("the market is frozen while a flood is prepared or running")
         for _ in range(n):
             now = wall_ms()
             for cat, market in self.markets.items():
@@ -153,6 +167,14 @@ class BybitCore:
                 {"topic": topic, "type": "snapshot", "ts": wall_ms(), "data": data},
                 symbol,
             )
+        self._publish_depth(cat, symbol, now)
+        self._publish_tickers(cat, symbol)
+        self._publish_klines(cat, symbol)
+
+    def _publish_depth(self, cat: str, symbol: str, now: int) -> None:
+        """Move every depth view to the book's current top levels, pushing what changed."""
+        key = (cat, symbol)
+        wire, seq = self.wires[key], self.book(cat, symbol).update_id
         for depth, delta in self.feeds[key].advance(self.book(cat, symbol)).items():
             self.stats["depth_events"] += 1
             topic = f"orderbook.{depth}.{symbol}"
@@ -173,8 +195,6 @@ class BybitCore:
                 "cts": now,
             }
             self.deliver(cat, topic, msg, symbol, skippable=kind == "delta")
-        self._publish_tickers(cat, symbol)
-        self._publish_klines(cat, symbol)
 
     def trade_id(self, cat: str, symbol: str, trade_id: int) -> str:
         if cat == "spot":
@@ -342,14 +362,63 @@ class BybitCore:
             if self.faults.take(FaultKind.DROP, now, venue=VENUE, connection=conn.id):
                 self.stats["connections_dropped"] += 1
                 conn.abort()
-            elif conn.channel == "private" and self.faults.take(
-                FaultKind.EXPIRE_SESSION, now, venue=VENUE, connection=conn.id
-            ):
+            elif self.faults.take(FaultKind.EXPIRE_SESSION, now, venue=VENUE, connection=conn.id):
+                # Private: the session lapses. Public: the server ends the socket as its idle
+                # or max-active-time cut does (bybit.md §6), cleanly, with a close frame.
                 self.stats["sessions_expired"] += 1
                 conn.authed_account = None
                 task = asyncio.get_running_loop().create_task(conn.close(1000, b"session expired"))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ flood
+    def begin_flood(self, cat: str, symbol: str, depth: int) -> tuple[Book, int]:
+        """Freeze the market; hand out a copy of the book the flood starts from and the
+        `u` of its depth view. Changes not yet pushed (user orders since the last step)
+        are pushed first, so the view is the book's top."""
+        if self.frozen:
+            raise RuntimeError("a flood is already prepared or running")
+        self._publish_depth(cat, symbol, wall_ms())
+        self._flood_prep = (cat, symbol)
+        return self.book(cat, symbol).copy(), self.feeds[(cat, symbol)].views[depth].u
+
+    def install_flood(self, plan: BybitFloodPlan | None) -> None:
+        """Arm the prepared plan (None abandons the preparation)."""
+        self._flood_prep = None
+        self._flood_pending = plan
+        if plan is not None:
+            self._flood_done[(plan.category, plan.symbol)] = plan
+
+    def flood_plan(self, cat: str, symbol: str) -> BybitFloodPlan:
+        plan = self._flood_done.get((cat, symbol))
+        if plan is None:
+            raise KeyError(f"no flood prepared for {cat} {symbol!r}")
+        return plan
+
+    def maybe_start_flood(self, conn: BybitConnection, topics: list[str]) -> None:
+        """After a subscribe's ack and snapshot: the armed flood goes to this connection if
+        it just subscribed the flood's topic."""
+        plan = self._flood_pending
+        if plan is None or conn.channel != plan.category or plan.topic not in topics:
+            return
+        self._flood_pending, self._flood_running = None, plan
+        logger.debug("sim bybit: flooding connection {} with {} deltas", conn.id, plan.n_messages)
+        item = OutFlood(
+            plan.chunks, plan.n_messages, lambda completed: self._finish_flood(plan, completed)
+        )
+        if not conn.send(item):
+            self._finish_flood(plan, False)
+
+    def _finish_flood(self, plan: BybitFloodPlan, completed: bool) -> None:
+        # The ids are spent whether or not the client got them all: adopt the final state.
+        key = (plan.category, plan.symbol)
+        self.markets[plan.category].get(plan.symbol).replace_book(plan.final_book.copy())
+        view = self.feeds[key].views[plan.depth]
+        view.u, view.bids, view.asks = plan.final_u, dict(plan.final_bids), dict(plan.final_asks)
+        self._flood_running = None
+        self.stats["floods_completed" if completed else "floods_aborted"] += 1
+        if completed:
+            self.stats["flood_events_sent"] += plan.n_messages
 
     # ------------------------------------------------------------- accounts
     def add_account(

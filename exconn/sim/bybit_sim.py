@@ -9,8 +9,10 @@ from typing import Any
 from aiohttp import web
 
 from exconn.sim.auth import DEFAULT_PERMISSIONS
+from exconn.sim.bybit_book import DEPTHS
 from exconn.sim.bybit_conn import BybitConnection
 from exconn.sim.bybit_core import VENUE, BybitCore, wall_ms
+from exconn.sim.bybit_flood import build_bybit_flood
 from exconn.sim.bybit_rest import CORE_KEY, build_rest_routes
 from exconn.sim.bybit_ws import build_ws_routes
 from exconn.sim.control_http import add_control_routes
@@ -111,6 +113,70 @@ class BybitSim(SimFacade[BybitCore]):
     def last_update_id(self, category: str, symbol: str, depth: int = 1000) -> int:
         key = self._require(category, symbol)
         return self._call(lambda: self._core.feeds[key].views[depth].u)
+
+    def public_trade_ids(self, category: str, symbol: str) -> list[str]:
+        """Ids (`publicTrade` `i`) of the trades published for the symbol, oldest first: the
+        most recent 20 000 (read-only; what a client that missed nothing has received)."""
+        key = self._require(category, symbol)
+
+        def read() -> list[str]:
+            core = self._core
+            return [core.trade_id(category, symbol, t.trade_id) for t in core.tapes[key].trades]
+
+        return self._call(read)
+
+    # ------------------------------------------------------------------ flood
+    def prepare_flood(
+        self,
+        category: str,
+        symbol: str,
+        n_updates: int,
+        levels_per_update: int = 3,
+        depth: int = 200,
+    ) -> None:
+        """Pre-encode a flood of `orderbook.{depth}.{symbol}` deltas for the next
+        connection that subscribes that topic on `category`'s channel.
+
+        The market stays frozen from here until the flood has been written: the subscriber
+        gets the ack, the snapshot of the start state, then the flood. Afterwards the book
+        and that view are `flood_final_book(category, symbol)`.
+        """
+        key = self._require(category, symbol)
+        if depth not in DEPTHS or depth == 1:
+            raise ValueError(f"flood depth must be one of {[d for d in DEPTHS if d != 1]}")
+        if n_updates < 1 or levels_per_update < 1:
+            raise ValueError("n_updates and levels_per_update must be >= 1")
+        core = self._core
+        start, start_u = self._call(lambda: core.begin_flood(category, symbol, depth))
+        try:
+            # Encoding takes seconds; it runs here so the server keeps answering.
+            plan = build_bybit_flood(
+                core.wires[key],
+                start,
+                depth,
+                start_u,
+                n_updates,
+                levels_per_update,
+                self._seed,
+                wall_ms(),
+            )
+        except BaseException:
+            self._call(lambda: core.install_flood(None))
+            raise
+        self._call(lambda: core.install_flood(plan))
+
+    def flood_final_book(self, category: str, symbol: str) -> BookView:
+        """(final `u`, bids, asks) of the flooded depth view, Decimal pairs, best first."""
+        key = self._require(category, symbol)
+        plan = self._call(lambda: self._core.flood_plan(category, symbol))
+        sym = self._core.wires[key].sym
+        bids = sorted(plan.final_bids.items(), reverse=True)
+        asks = sorted(plan.final_asks.items())
+
+        def dec(levels: list[tuple[int, int]]) -> list[tuple[Decimal, Decimal]]:
+            return [(p * sym.tick_size, q * sym.step_size) for p, q in levels]
+
+        return plan.final_u, dec(bids), dec(asks)
 
     def _require(self, category: str, symbol: str) -> tuple[str, str]:
         if (category, symbol) not in self._core.wires:

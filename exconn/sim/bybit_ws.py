@@ -111,6 +111,8 @@ def _subscribe(core: BybitCore, conn: BybitConnection, args: Any, req_id: Any) -
     if conn.channel != "private":
         for topic in topics:
             _initial(core, conn, topic)
+        # After the ack and the snapshot are queued, so the flood continues that snapshot.
+        core.maybe_start_flood(conn, topics)
 
 
 def _initial(core: BybitCore, conn: BybitConnection, topic: str) -> None:

@@ -14,8 +14,13 @@ _MAX_DRAWS = 16  # redraws to find an untouched level before giving up on one ch
 
 
 def iter_flood(
-    book: Book, n_updates: int, levels_per_update: int, levels: int, min_qty_steps: int,
-    max_qty_steps: int, rng: random.Random,
+    book: Book,
+    n_updates: int,
+    levels_per_update: int,
+    levels: int,
+    min_qty_steps: int,
+    max_qty_steps: int,
+    rng: random.Random,
 ) -> Iterator[DepthDiff]:
     """Yield `n_updates` diffs, mutating `book` so it ends as the final state.
 

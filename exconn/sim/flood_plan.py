@@ -30,8 +30,15 @@ class FloodPlan:
 
 
 def build_flood(
-    wire: SymbolWire, book: Book, n_updates: int, levels_per_update: int, levels: int,
-    min_qty_steps: int, max_qty_steps: int, seed: int, time_ms: int,
+    wire: SymbolWire,
+    book: Book,
+    n_updates: int,
+    levels_per_update: int,
+    levels: int,
+    min_qty_steps: int,
+    max_qty_steps: int,
+    seed: int,
+    time_ms: int,
 ) -> FloodPlan:
     """Encode the flood; `book` is consumed and becomes the plan's final book."""
     stream = f"{wire.symbol.lower()}@depth@100ms"
@@ -46,6 +53,11 @@ def build_flood(
         raw.add(text_frame(payload))
         wrapped.add(text_frame(combined(stream, payload)))
     return FloodPlan(
-        symbol=wire.symbol, stream=stream, start_id=start_id, n_updates=n_updates,
-        raw_chunks=raw.finish(), combined_chunks=wrapped.finish(), final_book=book,
+        symbol=wire.symbol,
+        stream=stream,
+        start_id=start_id,
+        n_updates=n_updates,
+        raw_chunks=raw.finish(),
+        combined_chunks=wrapped.finish(),
+        final_book=book,
     )
