@@ -121,7 +121,12 @@ def _set(
     p_lo, p_hi, q_lo, q_hi = -ps - 1, -ps, -qs - 1, -qs
     for p, q in levels:
         price = int(p.replace(".", "", 1)) if p[p_lo:p_hi] == "." else parse_scaled(p, ps)
-        qty = int(q.replace(".", "", 1)) if q[q_lo:q_hi] == "." else parse_scaled(q, qs)
+        if q[q_lo:q_hi] == ".":
+            qty = int(q.replace(".", "", 1))
+        elif q == "0":  # Bybit's removal: no decimals at all
+            qty = 0
+        else:
+            qty = parse_scaled(q, qs)
         if qty:
             if price not in side:
                 insort(keys, price)
