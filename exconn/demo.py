@@ -60,7 +60,8 @@ class PrintingSubscriber(Actor):
                 flush=True,
             )
             return
-        book = self.books.setdefault(event.symbol, LocalBook())
+        key = f"{event.exchange} {event.symbol}"
+        book = self.books.setdefault(key, LocalBook())
         book.on_event(event)
         if isinstance(event, BookSnapshot):
             self.snapshots += 1
@@ -72,8 +73,8 @@ class PrintingSubscriber(Actor):
         elif isinstance(event, BookStale):
             print(f"{event.symbol} book stale: {event.reason}", flush=True)
         now = time.monotonic()
-        if book.current and now - self.last_print.get(event.symbol, 0.0) >= PRINT_EVERY_SECONDS:
-            self.last_print[event.symbol] = now
+        if book.current and now - self.last_print.get(key, 0.0) >= PRINT_EVERY_SECONDS:
+            self.last_print[key] = now
             bid, ask = book.best()
             if bid and ask:
                 print(
@@ -86,14 +87,22 @@ class PrintingSubscriber(Actor):
 def run(
     seconds: float = 10.0, symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"), seed: int = 7
 ) -> int:
-    from exconn.sim import BinanceSpotSim
+    from exconn.sim import BinanceSpotSim, BybitSim
 
-    with BinanceSpotSim(seed=seed) as sim:
-        print(f"simulator: REST {sim.rest_url}  WS {sim.ws_url}", flush=True)
-        ex = start(Config.for_sim(sim.rest_url, sim.ws_url))
+    with BinanceSpotSim(seed=seed) as binance, BybitSim(seed=seed) as bybit:
+        print(f"binance simulator: REST {binance.rest_url}  WS {binance.ws_url}", flush=True)
+        print(f"bybit simulator:   REST {bybit.rest_url}  WS {bybit.ws_url}", flush=True)
+        config = Config.for_sim(
+            binance.rest_url,
+            binance.ws_url,
+            bybit=(bybit.rest_url, bybit.ws_url),
+            bybit_markets=("spot",),
+        )
+        ex = start(config)
         try:
             printer = ex.create_actor(PrintingSubscriber)
-            topics = [f"{kind}.binance.spot.{s}" for s in symbols for kind in ("book", "trades")]
+            # One pattern per symbol and kind: the same topic on both exchanges.
+            topics = [f"{kind}.*.*.{s}" for s in symbols for kind in ("book", "trades")]
             ex.subscribe(printer, *topics)
             time.sleep(seconds)
             stats = ex.system.ask(printer, GetDemoStats(), 5)
