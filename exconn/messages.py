@@ -55,6 +55,19 @@ class SubscriptionError(msgspec.Struct, frozen=True):
     reason: str
 
 
+class AccountStreamError(msgspec.Struct, frozen=True):
+    """Sent (as a plain message, not inside an ``EventBatch``) to every subscriber of an
+    exchange's account topics when its private stream fails in a way a reconnect does not
+    cure: ``error`` is an ``exconn.errors.AuthError`` (the venue refused the key; its code and
+    message attached, no secret). The stream's actor then exits and its supervisor starts a
+    new one with backoff, so the subscription stays in place and resumes once the key works.
+    ``market`` is the configured market whose stream failed (Bybit: ``spot,linear``)."""
+
+    exchange: str
+    market: str
+    error: Any  # exconn.errors.ExconnError (pickles with its attributes, redacted)
+
+
 # --------------------------------------------------------------------------------------------
 # exconn -> engine: market data events
 class BookSnapshot(msgspec.Struct, frozen=True, tag=True):
@@ -453,9 +466,21 @@ class EventBatch(msgspec.Struct, frozen=True, dict=True):
 
 
 # --------------------------------------------------------------------------------------------
-# Engine -> exconn: order commands (the order path lands in a later issue; the types are here so
-# the public API validates its inputs from day one)
+# Engine -> exconn: order commands. Validation against the instrument's rules, client order ids
+# and the intent journal are in ``exconn.orders.command``; the venue mapping in
+# ``exconn.venues.<venue>.order_entry``. Prices and quantities are Decimal: a float is a
+# TypeError at construction, never a silently rounded order.
 class PlaceOrder(msgspec.Struct, frozen=True):
+    """Place one order. ``client_order_id``: the engine's id (checked against the venue's
+    rules) or None to let exconn assign one; the replies carry it. Re-sending the same
+    ``PlaceOrder`` with the same ``client_order_id`` is a retry of the same intent, never a
+    second order (see ``exconn.orders.command.IntentJournal``).
+
+    ``post_only`` (or ``time_in_force=POST_ONLY``) makes a limit order maker-only.
+    ``reduce_only`` and ``position_side`` are for linear markets; ``position_side`` LONG or
+    SHORT names the position in hedge mode (None: one-way mode, the venue's default).
+    """
+
     exchange: str
     market: Market
     symbol: str
@@ -466,12 +491,123 @@ class PlaceOrder(msgspec.Struct, frozen=True):
     time_in_force: TimeInForce = TimeInForce.GTC
     client_order_id: str | None = None
     reduce_only: bool = False
+    post_only: bool = False
+    position_side: PositionSide | None = None
 
     def __post_init__(self) -> None:
         # A float price is a bug in the caller, not something to round silently.
         require_decimal(self.qty, "qty")
         if self.price is not None:
             require_decimal(self.price, "price")
+
+
+class AmendOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """Change the quantity and/or price of an open order, named by ``client_order_id`` or
+    ``exchange_order_id``. Venue limits: Binance spot only lowers the quantity (keeps
+    priority); Binance USD-M needs ``side``, ``qty`` and ``price`` together (loses priority)."""
+
+    exchange: str
+    market: Market
+    symbol: str
+    client_order_id: str | None = None
+    exchange_order_id: str | None = None
+    qty: Decimal | None = None
+    price: Decimal | None = None
+    side: OrderSide | None = None
+
+    def __post_init__(self) -> None:
+        if self.qty is not None:
+            require_decimal(self.qty, "qty")
+        if self.price is not None:
+            require_decimal(self.price, "price")
+
+
+class CancelOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """Cancel one order, named by ``client_order_id`` or ``exchange_order_id``."""
+
+    exchange: str
+    market: Market
+    symbol: str
+    client_order_id: str | None = None
+    exchange_order_id: str | None = None
+
+
+class CancelAll(msgspec.Struct, frozen=True, kw_only=True):
+    """Cancel every open order of ``symbol`` (Binance needs one; Bybit spot may omit it)."""
+
+    exchange: str
+    market: Market
+    symbol: str | None = None
+
+
+class PlaceOrders(msgspec.Struct, frozen=True):
+    """Place several orders in one venue request where the venue offers it (Bybit
+    ``create-batch``: 10 spot / 20 linear; Binance USD-M ``batchOrders``: 5). Each order is
+    its own intent and gets its own reply."""
+
+    orders: tuple[PlaceOrder, ...]
+
+
+class CancelOrders(msgspec.Struct, frozen=True):
+    """Cancel several orders in one venue request where the venue offers it (Bybit
+    ``cancel-batch``; Binance USD-M ``batchOrders`` DELETE: 10)."""
+
+    orders: tuple[CancelOrder, ...]
+
+
+OrderCommandMessage = PlaceOrder | AmendOrder | CancelOrder | CancelAll | PlaceOrders | CancelOrders
+
+
+# exconn -> engine: order command replies. ``action`` is ``place``, ``amend``, ``cancel`` or
+# ``cancel_all``.
+class OrderAccepted(msgspec.Struct, frozen=True, kw_only=True):
+    """The venue acknowledged the command. For Bybit this is an acknowledgement only: the
+    order's fate arrives on the ``orders.*`` topics. ``status`` is the order status when the
+    venue's answer says it (Binance RESULT replies), else None."""
+
+    exchange: str
+    market: str
+    symbol: str
+    action: str
+    client_order_id: str | None
+    exchange_order_id: str | None = None
+    status: OrderStatus | None = None
+    venue_status: str = ""
+    ts: datetime | None = None
+
+
+class OrderRejected(msgspec.Struct, frozen=True, kw_only=True):
+    """The command was refused: by exconn's validation (``code`` None), by a limit before
+    sending, or by the venue (``code`` and ``message`` are its own). The order does not exist
+    because of this command; ``reason`` names the exconn error class (``InvalidOrder``,
+    ``InsufficientFunds``, ``RateLimited``, ...)."""
+
+    exchange: str
+    market: str
+    symbol: str
+    action: str
+    client_order_id: str | None
+    code: int | str | None
+    message: str
+    reason: str = ""
+
+
+class OrderOutcomeUnknown(msgspec.Struct, frozen=True, kw_only=True):
+    """The command may or may not have taken effect (timeout, 5xx, Binance -1006/-1007, Bybit
+    10000/10016, socket lost after sending). ``known`` says what is known. Resolve it by
+    querying ``client_order_id`` (or wait for its stream event); exconn refuses to send the
+    same intent again until it is resolved, and never re-sends it under a new id."""
+
+    exchange: str
+    market: str
+    symbol: str
+    action: str
+    client_order_id: str | None
+    known: str
+    code: int | str | None = None
+
+
+OrderReply = OrderAccepted | OrderRejected | OrderOutcomeUnknown
 
 
 # --------------------------------------------------------------------------------------------
@@ -517,6 +653,8 @@ class RouterInit(msgspec.Struct, frozen=True):
     supervisors: dict[str, ActorRef]
     # exchange -> configured markets, for patterns that name venues by wildcard
     markets: dict[str, tuple[str, ...]] = {}
+    # exchanges configured with credentials: the only ones serving account topics
+    accounts: tuple[str, ...] = ()
 
 
 class SupervisorInit(msgspec.Struct, frozen=True):
@@ -552,6 +690,32 @@ class SetRoute(msgspec.Struct, frozen=True):
 
     topic: str
     subscribers: tuple[ActorRef, ...]
+
+
+class UserStreamInit(msgspec.Struct, frozen=True):
+    """Supervisor -> UserStreamConnection. ``credentials`` is an
+    ``exconn.config.SealedCredentials``: sealed with the system's own key, opened only inside
+    the actor's process (the key never travels in a message)."""
+
+    exchange: str
+    markets: tuple[str, ...]  # what this stream carries (Bybit: every configured category)
+    name: str
+    private_url: str  # the private WebSocket (USD-M: the stream host; the listenKey is added)
+    rest_url: str  # listenKey requests (USD-M); unused elsewhere
+    instruments: tuple[Any, ...]  # exconn.model.instruments.Instrument of those markets
+    credentials: Any
+    log_level: str
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 60.0
+    ack_timeout_s: float = 10.0
+    rest_budget_dir: str | None = None
+
+
+class AccountRoute(msgspec.Struct, frozen=True):
+    """Supervisor -> UserStreamConnection: who gets which account kind (``orders``,
+    ``fills``, ``balances``, ``positions``); the whole table each time."""
+
+    routes: dict[str, tuple[ActorRef, ...]]
 
 
 class ConnectionStarted(msgspec.Struct, frozen=True):
