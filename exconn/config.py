@@ -3,11 +3,20 @@ network settings.
 
 URLs are explicit per venue so the same code runs against live, testnet, demo, a proxy or the
 built-in simulator (``Config.for_sim``).
+
+Credentials (``exconn.venues.keys.Credentials``) never pickle. ``exconn.start`` seals each
+exchange's credentials with a key made for that actor system (``SealedCredentials``): the
+sealing key reaches the system's processes through their environment (inherited when Thespian
+starts them), never through a message, so a pickle of the configuration holds only ciphertext
+and is useless on another host. Only the private-stream actor opens them, in its own process.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -15,13 +24,83 @@ from exconn.delivery import DEFAULT_MAX_IN_FLIGHT
 from exconn.errors import ConfigError
 from exconn.model.enums import Exchange, Market
 from exconn.venues.driver import driver_for
+from exconn.venues.keys import Credentials, KeyKind
 
 ENVIRONMENTS = ("live", "testnet", "demo", "sim")
+# Environment variable holding the sealing key of the running system's credentials.
+SEAL_KEY_ENV = "EXCONN_SEAL_KEY"
+
+
+class SealedCredentials:
+    """``Credentials`` encrypted (Fernet) with the actor system's sealing key; what crosses
+    process boundaries inside the system. Its repr shows the key kind and the API key's first
+    four characters, as ``Credentials`` does; ``open()`` works only in a process that holds
+    the sealing key (``SEAL_KEY_ENV``)."""
+
+    __slots__ = ("kind", "shown", "token")
+
+    def __init__(self, token: bytes, kind: str, shown: str) -> None:
+        self.token = token
+        self.kind = kind
+        self.shown = shown
+
+    @classmethod
+    def seal(cls, credentials: Credentials, key: bytes) -> SealedCredentials:
+        from cryptography.fernet import Fernet
+
+        material: dict[str, str] = {"api_key": credentials.api_key}
+        if credentials.kind is KeyKind.HMAC:
+            material["secret"] = credentials._secret.decode()
+        else:
+            from cryptography.hazmat.primitives import serialization
+
+            material["pem"] = credentials._key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ).decode()
+        token = Fernet(key).encrypt(json.dumps(material).encode())
+        return cls(token, credentials.kind.value, repr(credentials))
+
+    def open(self) -> Credentials:
+        """The credentials; ConfigError where the sealing key is missing or does not fit."""
+        from cryptography.fernet import Fernet, InvalidToken
+
+        key = os.environ.get(SEAL_KEY_ENV)
+        if not key:
+            raise ConfigError("sealed credentials cannot be opened outside their exconn system")
+        try:
+            material = json.loads(Fernet(key.encode()).decrypt(self.token))
+        except (InvalidToken, ValueError):
+            raise ConfigError("sealed credentials do not fit this system's key") from None
+        return Credentials(
+            material["api_key"],
+            secret=material.get("secret"),
+            private_key_pem=material.get("pem"),
+        )
+
+    def __reduce__(self) -> Any:
+        return (SealedCredentials, (self.token, self.kind, self.shown))
+
+    def __repr__(self) -> str:
+        return f"Sealed{self.shown}"
+
+    __str__ = __repr__
+
+
+def new_seal_key() -> bytes:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key()
 
 
 class VenueUrls(msgspec.Struct, frozen=True):
     rest: str
     ws: str
+    # The private (user data) WebSocket: Binance spot's WebSocket API (``.../ws-api/v3``),
+    # USD-M's stream host (the listenKey path is added), Bybit's ``/v5/private``. None: the
+    # environment's built-in one.
+    private: str | None = None
 
 
 class WsSettings(msgspec.Struct, frozen=True):
@@ -48,6 +127,9 @@ class WsSettings(msgspec.Struct, frozen=True):
     # Event batches outstanding per subscriber; a subscriber slower than the feed gets the
     # rest conflated (book updates merged, states replaced; trades never), see exconn.delivery.
     subscriber_max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    # Private stream: how long the venue may take to acknowledge the auth/subscribe (or a
+    # USD-M socket to open) before the socket is closed and opened again with backoff.
+    auth_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.subscriber_max_in_flight < 1:
@@ -67,8 +149,15 @@ class ExchangeConfig(msgspec.Struct, frozen=True):
     # of its own (removed at shutdown) when None; set it to share one budget between several
     # exconn systems on the same IP. None outside a system: each process counts alone.
     rest_budget_dir: str | None = None
+    # The account's API key (``exconn.venues.keys.Credentials``; ``exconn.start`` turns it into
+    # ``SealedCredentials``). None: no account topics for this exchange.
+    credentials: Any = None
 
     def __post_init__(self) -> None:
+        if self.credentials is not None and not isinstance(
+            self.credentials, Credentials | SealedCredentials
+        ):
+            raise ConfigError(f"{self.name}: credentials must be exconn.venues.keys.Credentials")
         if self.name not in {e.value for e in Exchange}:
             raise ConfigError(f"unknown exchange {self.name!r}; known: binance, bybit")
         if self.environment not in ENVIRONMENTS:
@@ -88,6 +177,49 @@ class ExchangeConfig(msgspec.Struct, frozen=True):
             raise ConfigError(str(exc)) from None
         return VenueUrls(rest=rest, ws=ws)
 
+    def private_url_for(self, market: str) -> str:
+        """The private WebSocket serving ``market`` (explicit in ``urls`` or built in)."""
+        explicit = self.urls.get(market)
+        if explicit is not None and explicit.private is not None:
+            return explicit.private
+        if self.environment == "sim":
+            raise ConfigError(f"{self.name} {market}: environment 'sim' needs a private URL")
+        try:
+            return driver_for(self.name).private_url(Market(market), self.environment)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+def _env_credentials(prefix: str) -> Credentials | None:
+    """``<prefix>_API_KEY`` with ``<prefix>_API_SECRET`` (HMAC) or
+    ``<prefix>_PRIVATE_KEY_FILE`` (PEM, RSA or Ed25519; ``<prefix>_PRIVATE_KEY_PASSPHRASE``)."""
+    api_key = os.environ.get(f"{prefix}_API_KEY")
+    if not api_key:
+        return None
+    secret = os.environ.get(f"{prefix}_API_SECRET")
+    pem_file = os.environ.get(f"{prefix}_PRIVATE_KEY_FILE")
+    if (secret is None) == (pem_file is None):
+        raise ConfigError(
+            f"{prefix}_API_KEY needs exactly one of {prefix}_API_SECRET or "
+            f"{prefix}_PRIVATE_KEY_FILE"
+        )
+    if secret is not None:
+        return Credentials(api_key, secret=secret)
+    assert pem_file is not None
+    passphrase = os.environ.get(f"{prefix}_PRIVATE_KEY_PASSPHRASE")
+    return Credentials(
+        api_key,
+        private_key_pem=Path(pem_file).read_bytes(),
+        passphrase=passphrase.encode() if passphrase else None,
+    )
+
+
+def _credentials(keys: Credentials | tuple[str, str] | None) -> Credentials | None:
+    if keys is None or isinstance(keys, Credentials):
+        return keys
+    api_key, secret = keys
+    return Credentials(api_key, secret=secret)
+
 
 class Config(msgspec.Struct, frozen=True):
     exchanges: tuple[ExchangeConfig, ...]
@@ -100,10 +232,19 @@ class Config(msgspec.Struct, frozen=True):
 
     @classmethod
     def from_env(cls) -> Config:
-        """Binance spot in ``EXCONN_ENV`` (default live); ``EXCONN_LOG_LEVEL``."""
+        """Binance spot in ``EXCONN_ENV`` (default live); ``EXCONN_LOG_LEVEL``. The account
+        (for account topics) from ``EXCONN_BINANCE_API_KEY`` with ``EXCONN_BINANCE_API_SECRET``
+        (HMAC) or ``EXCONN_BINANCE_PRIVATE_KEY_FILE`` (PEM, RSA or Ed25519;
+        ``EXCONN_BINANCE_PRIVATE_KEY_PASSPHRASE``)."""
         env = os.environ.get("EXCONN_ENV", "live")
         return cls(
-            exchanges=(ExchangeConfig(name="binance", environment=env),),
+            exchanges=(
+                ExchangeConfig(
+                    name="binance",
+                    environment=env,
+                    credentials=_env_credentials("EXCONN_BINANCE"),
+                ),
+            ),
             log_level=os.environ.get("EXCONN_LOG_LEVEL", "INFO"),
         )
 
@@ -118,11 +259,17 @@ class Config(msgspec.Struct, frozen=True):
         ws: WsSettings | None = None,
         bybit: tuple[str, str] | None = None,
         bybit_markets: tuple[str, ...] = ("spot", "linear"),
+        binance_keys: Credentials | tuple[str, str] | None = None,
+        bybit_keys: Credentials | tuple[str, str] | None = None,
     ) -> Config:
         """Exchanges against running ``exconn.sim`` simulators. Binance: spot at
         ``rest_url``/``ws_url`` (None: no spot) and USD-M at ``linear`` = (rest_url, ws_url) of
         a ``BinanceUsdmSim``. Bybit: ``bybit`` = (rest_url, ws_url) of a ``BybitSim``, serving
-        ``bybit_markets`` on its ``/v5/public/<category>`` streams."""
+        ``bybit_markets`` on its ``/v5/public/<category>`` streams. ``binance_keys`` /
+        ``bybit_keys``: the account for account topics, ``Credentials`` or an HMAC
+        (api_key, secret) pair such as a sim's ``api_keys()[0]`` (Binance spot:
+        ``(k.hmac_key, k.hmac_secret)`` of ``api_keys(0)``); one Binance key serves both
+        Binance markets, so spot and USD-M together need a key both sims know."""
         exchanges: list[ExchangeConfig] = []
         if bybit is not None:
             rest, ws_base = bybit
@@ -132,17 +279,24 @@ class Config(msgspec.Struct, frozen=True):
                     environment="sim",
                     markets=bybit_markets,
                     urls={
-                        m: VenueUrls(rest=rest, ws=f"{ws_base.rstrip('/')}/v5/public/{m}")
+                        m: VenueUrls(
+                            rest=rest,
+                            ws=f"{ws_base.rstrip('/')}/v5/public/{m}",
+                            private=f"{ws_base.rstrip('/')}/v5/private",
+                        )
                         for m in bybit_markets
                     },
                     ws=ws or WsSettings(),
+                    credentials=_credentials(bybit_keys),
                 )
             )
         urls: dict[str, VenueUrls] = {}
         if rest_url is not None and ws_url is not None:
-            urls["spot"] = VenueUrls(rest=rest_url, ws=ws_url)
+            urls["spot"] = VenueUrls(
+                rest=rest_url, ws=ws_url, private=f"{ws_url.rstrip('/')}/ws-api/v3"
+            )
         if linear is not None:
-            urls["linear"] = VenueUrls(rest=linear[0], ws=linear[1])
+            urls["linear"] = VenueUrls(rest=linear[0], ws=linear[1], private=linear[1])
         if urls or not exchanges:
             exchanges.insert(
                 0,
@@ -152,6 +306,19 @@ class Config(msgspec.Struct, frozen=True):
                     markets=tuple(urls),
                     urls=urls,
                     ws=ws or WsSettings(),
+                    credentials=_credentials(binance_keys),
                 ),
             )
         return cls(exchanges=tuple(exchanges), log_level=log_level)
+
+
+def seal_credentials(config: Config, key: bytes) -> Config:
+    """``config`` with every exchange's ``Credentials`` sealed with ``key`` (so that it
+    pickles); sealed ones are kept as they are."""
+    exchanges = tuple(
+        msgspec.structs.replace(ex, credentials=SealedCredentials.seal(ex.credentials, key))
+        if isinstance(ex.credentials, Credentials)
+        else ex
+        for ex in config.exchanges
+    )
+    return msgspec.structs.replace(config, exchanges=exchanges)

@@ -18,7 +18,7 @@ from thespian.actors import ActorSystem
 
 from exconn.actors.root import Root, TreeStatus
 from exconn.actors.supervisor import SupervisorStatus
-from exconn.config import Config
+from exconn.config import SEAL_KEY_ENV, Config, new_seal_key, seal_credentials
 from exconn.errors import ConfigError, ExchangeDown
 from exconn.logs import THESPIAN_LOG_DEFS, configure
 from exconn.messages import (
@@ -152,6 +152,12 @@ def start(config: Config) -> Exconn:
     os.environ["THESPIAN_BASE_IPADDR"] = config.bind_address
     port = config.admin_port or free_port(config.bind_address)
     config, budget_dir = _with_budget_dir(config)
+    if any(ex.credentials is not None for ex in config.exchanges):
+        # Credentials never pickle: seal them with a key of this system's own, which its
+        # processes inherit through the environment (never through a message).
+        seal_key = new_seal_key()
+        os.environ[SEAL_KEY_ENV] = seal_key.decode()
+        config = seal_credentials(config, seal_key)
     system: ActorSystem | None = None
     try:
         system = ActorSystem(

@@ -3,6 +3,9 @@
 A market-data topic is ``kind.exchange.market.symbol`` (``book.binance.spot.BTC/USDT``); any
 segment of a subscription may be ``*``. Symbols contain ``/`` and ``:`` but never ``.``, so the
 dot is a safe separator.
+
+An account topic is ``kind.exchange`` (``orders.binance``, ``fills.*``): the private stream of
+one exchange's configured account, every market it trades (``ACCOUNT_KINDS``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Any
 MARKET_KINDS = frozenset(
     {"book", "trades", "bbo", "aggtrades", "mark", "depth5", "depth10", "depth20", "ticker"}
 )
+# The private stream's event kinds: OrderUpdate, Fill, BalanceUpdate, PositionUpdate.
+ACCOUNT_KINDS = frozenset({"orders", "fills", "balances", "positions"})
 KLINE_PREFIX = "kline_"
 # Kline intervals in Binance notation (case-sensitive: 1m is a minute, 1M a month). A venue may
 # serve fewer (1s is Binance spot only) and refuses the rest when the topic is routed.
@@ -51,21 +56,41 @@ class Topic:
     symbol: str
 
     def __str__(self) -> str:
+        if not self.market and not self.symbol:
+            return f"{self.kind}.{self.exchange}"  # an account topic
         return f"{self.kind}.{self.exchange}.{self.market}.{self.symbol}"
+
+    @property
+    def is_account(self) -> bool:
+        return not self.market and not self.symbol
 
 
 def make_topic(kind: str, exchange: str, market: str, symbol: str) -> str:
     return f"{kind}.{exchange}.{market}.{symbol}"
 
 
+def make_account_topic(kind: str, exchange: str) -> str:
+    return f"{kind}.{exchange}"
+
+
 def parse_topic(topic: str) -> Topic:
-    """Split a market-data topic; raises ValueError naming the expected form."""
+    """Split a market-data topic (``kind.exchange.market.symbol``) or an account topic
+    (``kind.exchange``: ``market`` and ``symbol`` are empty); raises ValueError naming the
+    expected forms."""
     parts = topic.split(".")
+    if len(parts) == 2 and all(parts):
+        return Topic(parts[0], parts[1], "", "")
     if len(parts) != 4 or not all(parts):
         raise ValueError(
             f"topic {topic!r} is not kind.exchange.market.symbol (e.g. book.binance.spot.BTC/USDT)"
+            " nor an account topic kind.exchange (e.g. orders.binance)"
         )
     return Topic(*parts)
+
+
+def is_account_topic(topic: str) -> bool:
+    """``kind.exchange`` (two segments): an account topic or pattern."""
+    return topic.count(".") == 1
 
 
 def is_concrete(topic: str) -> bool:
@@ -89,6 +114,19 @@ def is_market_kind(kind: str) -> bool:
 def validate_subscription(topic: str) -> None:
     """Raises ValueError saying what is wrong with a topic and what would be accepted."""
     t = parse_topic(topic)
+    if t.is_account:
+        if t.kind == WILDCARD or t.kind in ACCOUNT_KINDS:
+            return
+        raise ValueError(
+            f"topic {topic!r}: {t.kind!r} is not an account kind; account topics are "
+            f"kind.exchange with kind one of {', '.join(sorted(ACCOUNT_KINDS))}; market data is "
+            "kind.exchange.market.symbol (e.g. book.binance.spot.BTC/USDT)"
+        )
+    if t.kind in ACCOUNT_KINDS:
+        raise ValueError(
+            f"topic {topic!r}: account topics are kind.exchange (e.g. {t.kind}.{t.exchange}); "
+            "the private stream carries every market and symbol of the account"
+        )
     if t.kind == WILDCARD or is_market_kind(t.kind):
         return
     if t.kind.startswith(KLINE_PREFIX):
@@ -120,6 +158,8 @@ class SubscriptionRegistry:
     _reasons: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     # exchange -> configured markets: what a pattern with wildcard venues opens
     markets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # exchanges with credentials: what an account pattern with a wildcard exchange opens
+    accounts: tuple[str, ...] = ()
 
     def open_topics(self) -> list[str]:
         return sorted(self._concrete)
@@ -149,7 +189,7 @@ class SubscriptionRegistry:
                 continue
             subs[key] = subscriber
             changed.update(t for t in self._concrete if matches(topic, t))
-            for t in expand(topic, self.markets):
+            for t in expand(topic, self.markets, self.accounts):
                 self._hold(t, key, subscriber, topic)
                 changed.add(t)
         return sorted(changed)
@@ -169,7 +209,7 @@ class SubscriptionRegistry:
             if not subs:
                 del self._patterns[topic]
             changed.update(t for t in self._concrete if matches(topic, t))
-            for t in expand(topic, self.markets):
+            for t in expand(topic, self.markets, self.accounts):
                 self._release(t, key, topic)
         return sorted(changed)
 
@@ -218,13 +258,21 @@ class SubscriptionRegistry:
         return [(sub, tuple(sorted(topics))) for sub, topics in by_key.values()]
 
 
-def expand(pattern: str, markets: dict[str, tuple[str, ...]]) -> list[str]:
+def expand(
+    pattern: str, markets: dict[str, tuple[str, ...]], accounts: Iterable[str] = ()
+) -> list[str]:
     """The concrete topics a pattern opens: one whose kind and symbol are named and whose
     exchange or market is ``*`` (``book.*.*.BTC/USDT``) opens that topic on every configured
     venue whose market takes that symbol form (``BASE/QUOTE`` spot, ``BASE/QUOTE:SETTLE``
     linear). A pattern with a wildcard kind or symbol opens nothing (it would mean every
-    kind or every listed symbol): it rides on topics others open."""
+    kind or every listed symbol): it rides on topics others open. An account pattern naming
+    its kind (``fills.*``) opens that kind on every exchange in ``accounts`` (those with
+    credentials); ``*.binance`` opens nothing."""
     t = parse_topic(pattern)
+    if t.is_account:
+        if t.kind == WILDCARD or is_concrete(pattern):
+            return []
+        return [make_account_topic(t.kind, ex) for ex in sorted(set(accounts))]
     if WILDCARD in (t.kind, t.symbol) or is_concrete(pattern):
         return []
     wanted_market = "linear" if ":" in t.symbol else "spot"

@@ -98,7 +98,11 @@ class Root(ActorTypeDispatcher):
     def _init_router(self) -> None:
         supervisors = {n: s.address for n, s in self.supervisors.items() if s.address is not None}
         markets = {ex.name: tuple(ex.markets) for ex in self.config.exchanges}
-        self.send(self.router.address, RouterInit(supervisors=supervisors, markets=markets))
+        accounts = tuple(ex.name for ex in self.config.exchanges if ex.credentials is not None)
+        self.send(
+            self.router.address,
+            RouterInit(supervisors=supervisors, markets=markets, accounts=accounts),
+        )
 
     def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender: Any) -> None:
         if self.exiting:

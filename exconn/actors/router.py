@@ -35,6 +35,7 @@ class MarketDataRouter(ActorTypeDispatcher):
         old = self.supervisors or {}
         self.supervisors = dict(msg.supervisors)
         self.registry.markets = dict(msg.markets)
+        self.registry.accounts = tuple(msg.accounts)
         if not first:
             # A restarted supervisor knows nothing: give it every open topic of its exchange.
             renewed = {n for n, a in self.supervisors.items() if old.get(n) != a}
@@ -64,6 +65,11 @@ class MarketDataRouter(ActorTypeDispatcher):
             if t.exchange != "*" and t.exchange not in (self.supervisors or {}):
                 raise ValueError(f"exchange {t.exchange!r} is not configured")
             validate_subscription(topic)  # the registry checks it too, and would raise here
+            if t.is_account and t.exchange != "*" and t.exchange not in self.registry.accounts:
+                raise ValueError(
+                    f"{t.exchange} has no credentials: account topics need "
+                    "ExchangeConfig.credentials (Config.from_env: EXCONN_<EXCHANGE>_API_KEY)"
+                )
         except ValueError as exc:
             self.send(subscriber, SubscriptionError(topic=topic, reason=str(exc)))
             return False

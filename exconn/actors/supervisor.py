@@ -19,8 +19,10 @@ from exconn.actors.connection import MarketDataConnection
 from exconn.actors.lifeline import tie_to_parent
 from exconn.actors.md_messages import ConnectionSetup
 from exconn.actors.timers import Timers
+from exconn.actors.user_stream import UserStreamConnection
 from exconn.logs import configure
 from exconn.messages import (
+    AccountRoute,
     BookReset,
     ConnectionInit,
     ConnectionStarted,
@@ -30,6 +32,7 @@ from exconn.messages import (
     StreamDemand,
     SubscriptionError,
     SupervisorInit,
+    UserStreamInit,
 )
 from exconn.model.enums import Market
 from exconn.topics import parse_topic
@@ -45,11 +48,19 @@ HEALTHY_AFTER_SECONDS = 30.0
 class SupervisorStatus:
     """Reply to GetStatus: this exchange's connection actors (plain class: holds addresses)."""
 
-    def __init__(self, exchange: str, connections: list[Any], restarts: int, pid: int) -> None:
+    def __init__(
+        self,
+        exchange: str,
+        connections: list[Any],
+        restarts: int,
+        pid: int,
+        user_streams: list[Any] | None = None,
+    ) -> None:
         self.pid = pid
         self.exchange = exchange
         self.connections = connections
         self.restarts = restarts
+        self.user_streams = user_streams or []  # UserStreamConnection addresses
 
 
 class _Child:
@@ -57,6 +68,17 @@ class _Child:
         self.market = market
         self.route = route  # USD-M "public" / "market"; "" for spot
         self.shard = shard
+        self.name = name
+        self.address: Any = None
+        self.started_at = 0.0
+        self.backoff = Backoff()
+
+
+class _UserChild:
+    """One private stream: the configured markets it carries (``VenueDriver.user_streams``)."""
+
+    def __init__(self, markets: tuple[str, ...], name: str) -> None:
+        self.markets = markets
         self.name = name
         self.address: Any = None
         self.started_at = 0.0
@@ -75,6 +97,9 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         self.children: dict[str, _Child] = {}  # _key(market, route, shard) -> connection
         # (market, route) -> which connection carries which topic (one stream per topic)
         self.planners: dict[tuple[str, str], ShardPlanner] = {}
+        # account kind (orders, fills, ...) -> subscribers; any -> the private streams run
+        self.account_demands: dict[str, tuple[Any, ...]] = {}
+        self.user_children: dict[str, _UserChild] = {}  # name -> private stream
         self.restarts = 0
         self.timers = Timers(self)
         self.load_backoff = Backoff()
@@ -108,6 +133,7 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         pending, self.pending = self.pending, []
         for demand in pending:
             self._on_demand(demand)
+        self._sync_user_streams()
 
     def _fetch_instruments(self, market: str) -> list[Any]:
         assert self.init is not None
@@ -136,6 +162,9 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         if self.init is None:
             # Router and root are different senders: a demand can overtake our init message.
             self.pending.append(msg)
+            return
+        if parse_topic(msg.topic).is_account:
+            self._on_account_demand(msg)
             return
         market = parse_topic(msg.topic).market
         if market not in self.init.config.markets:
@@ -174,6 +203,85 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         child = self._child(market, route, shard)
         if child.address is not None:
             self.send(child.address, SetRoute(topic=msg.topic, subscribers=msg.subscribers))
+
+    # -- private streams (account topics) ----------------------------------------------------------
+    def _on_account_demand(self, msg: StreamDemand) -> None:
+        assert self.init is not None
+        kind = parse_topic(msg.topic).kind
+        if self.init.config.credentials is None:
+            for sub in msg.subscribers:
+                self.send(sub, SubscriptionError(topic=msg.topic, reason=self._no_keys()))
+            return
+        if msg.subscribers:
+            self.account_demands[kind] = msg.subscribers
+        else:
+            self.account_demands.pop(kind, None)
+        self._sync_user_streams()
+
+    def _no_keys(self) -> str:
+        assert self.init is not None
+        return (
+            f"{self.init.exchange} has no credentials: account topics need "
+            "ExchangeConfig.credentials (Config.from_env: EXCONN_<EXCHANGE>_API_KEY)"
+        )
+
+    def _sync_user_streams(self) -> None:
+        """The first account subscriber starts one private stream per group of markets; the
+        last one stops them; every change re-sends the routes."""
+        if self.init is None or self.init.config.credentials is None:
+            return
+        if not self.account_demands:
+            for child in self.user_children.values():
+                if child.address is not None:
+                    self.send(child.address, ActorExitRequest())
+            self.user_children.clear()  # their ChildActorExited is no failure now
+            return
+        route = AccountRoute(routes=dict(self.account_demands))
+        for markets in self.driver.user_streams(self.init.config.markets):
+            if any(m not in self.instruments for m in markets):
+                return  # started once the instruments are loaded
+            name = f"{'+'.join(markets)}-user"
+            child = self.user_children.get(name)
+            if child is None:
+                child = self.user_children[name] = _UserChild(tuple(markets), name)
+                self._start_user_child(child)
+            elif child.address is not None:
+                self.send(child.address, route)
+
+    def _start_user_child(self, child: _UserChild) -> None:
+        assert self.init is not None
+        cfg = self.init.config
+        try:
+            private_url = cfg.private_url_for(child.markets[0])
+            rest_url = cfg.urls_for(child.markets[0]).rest
+        except errors.ConfigError as exc:
+            for kind, subs in self.account_demands.items():
+                for sub in subs:
+                    self.send(
+                        sub,
+                        SubscriptionError(topic=f"{kind}.{self.init.exchange}", reason=str(exc)),
+                    )
+            return
+        child.address = self.createActor(UserStreamConnection)
+        child.started_at = time.monotonic()
+        self.send(child.address, AccountRoute(routes=dict(self.account_demands)))
+        self.send(
+            child.address,
+            UserStreamInit(
+                exchange=self.init.exchange,
+                markets=child.markets,
+                name=child.name,
+                private_url=private_url,
+                rest_url=rest_url,
+                instruments=tuple(i for m in child.markets for i in self.instruments[m]),
+                credentials=cfg.credentials,
+                log_level=self.init.log_level,
+                backoff_initial_s=cfg.ws.backoff_initial_s,
+                backoff_max_s=cfg.ws.backoff_max_s,
+                ack_timeout_s=cfg.ws.auth_timeout_s,
+                rest_budget_dir=cfg.rest_budget_dir,
+            ),
+        )
 
     def _planner(self, market: str, route: str) -> ShardPlanner:
         planner = self.planners.get((market, route))
@@ -238,6 +346,17 @@ class ExchangeSupervisor(ActorTypeDispatcher):
     def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender: Any) -> None:
         if self.exiting:
             return
+        for uchild in self.user_children.values():
+            if uchild.address is None or uchild.address != msg.childAddress:
+                continue
+            uchild.address = None
+            self.restarts += 1
+            if time.monotonic() - uchild.started_at > HEALTHY_AFTER_SECONDS:
+                uchild.backoff.reset()
+            delay = uchild.backoff.next_delay()
+            self.log.warning("{} exited; restarting in {:.1f} s", uchild.name, delay)
+            self.timers.start(f"urestart:{uchild.name}", delay)
+            return
         for child in self.children.values():
             # A child failing in __init__ can be reported twice: only the current address counts.
             if child.address is None or child.address != msg.childAddress:
@@ -270,6 +389,10 @@ class ExchangeSupervisor(ActorTypeDispatcher):
             child = self.children.get(purpose.split(":", 1)[1])
             if child is not None and child.address is None:
                 self._start_child(child)
+        elif purpose is not None and purpose.startswith("urestart:"):
+            uchild = self.user_children.get(purpose.split(":", 1)[1])
+            if uchild is not None and uchild.address is None:
+                self._start_user_child(uchild)
 
     def receiveMsg_GetStatus(self, msg: GetStatus, sender: Any) -> None:
         # A restarted supervisor can be asked before its SupervisorInit arrives: it then has
@@ -281,6 +404,9 @@ class ExchangeSupervisor(ActorTypeDispatcher):
                 connections=[c.address for c in self.children.values() if c.address is not None],
                 restarts=self.restarts,
                 pid=os.getpid(),
+                user_streams=[
+                    c.address for c in self.user_children.values() if c.address is not None
+                ],
             ),
         )
 

@@ -12,13 +12,15 @@ caller supplies (``RestClient.get`` in the actors, a fake in unit tests).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
 
 from exconn.model.enums import Market
 from exconn.model.instruments import Instrument
+
+_RAW_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(msgspec.Raw)
 
 # (path, params, decoder) -> decoded body; raises exconn.errors.ExconnError
 Getter = Callable[[str, dict[str, str], msgspec.json.Decoder[Any]], Any]
@@ -41,6 +43,20 @@ class Catalog:
     # Binance exchangeInfo ``rateLimits`` rows (kind, interval, num, limit); () when the venue
     # announces none (Bybit: its limits are fixed in its endpoints table and its headers).
     rate_limits: tuple[tuple[str, str, int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ListenKeySteps:
+    """How a private stream that needs a REST key first gets and keeps it (Binance USD-M).
+    Each builder takes ``Credentials`` and returns a request made as
+    ``rest.request(r.method, r.path, r.params, decoder, api_key_headers=r.headers)``; the
+    create reply's body goes to the handler's ``on_listen_key``."""
+
+    create: Callable[[Any], Any]
+    keepalive: Callable[[Any], Any]
+    close: Callable[[Any], Any]
+    keepalive_interval_s: float
+    decoder: msgspec.json.Decoder[Any] = field(default_factory=lambda: _RAW_DECODER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +108,27 @@ class VenueDriver(Protocol):
     def snapshot_request(
         self, market: Market, venue_symbol: str, depth_limit: int
     ) -> SnapshotRequest | None: ...
+
+    # -- private (user data) stream --------------------------------------------------------
+    # The private stream's keep-alive frame interval (Bybit 20 s); None where the server pings.
+    user_ping_interval_s: float | None
+
+    def private_url(self, market: Market, environment: str) -> str: ...
+
+    def user_streams(self, markets: Sequence[str]) -> list[tuple[str, ...]]:
+        """The configured markets grouped per private connection (Binance: one per market;
+        Bybit: one for all, ``/v5/private`` carries every category)."""
+        ...
+
+    def user_stream_handler(self, markets: Sequence[str], instruments: Iterable[Instrument]) -> Any:
+        """A ``UserStreamHandler`` for one group of ``user_streams``."""
+        ...
+
+    def user_connect_url(self, handler: Any, private_url: str) -> str:
+        """The URL to open (USD-M: the handler's listenKey URL; elsewhere ``private_url``)."""
+        ...
+
+    def listen_key_steps(self, market: Market) -> ListenKeySteps | None: ...
 
 
 class UrlsDriver:

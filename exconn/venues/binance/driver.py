@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from exconn.model.enums import Market
-from exconn.venues.binance import endpoints, urls
+from exconn.model.instruments import Instrument
+from exconn.venues.binance import endpoints, urls, user_stream
 from exconn.venues.binance.errors import error_for
 from exconn.venues.binance.parse import parse_exchange_info
 from exconn.venues.binance.streams import StreamHandler
@@ -19,9 +20,31 @@ from exconn.venues.driver import (
     SUBSCRIBE,
     Catalog,
     Getter,
+    ListenKeySteps,
     RestRules,
     SnapshotRequest,
     UrlsDriver,
+)
+
+# Private streams per environment (binance.md §1, §9): spot's WebSocket API; USD-M's stream
+# host, to which the handler adds ``/private/ws?listenKey=...``.
+PRIVATE_URLS: dict[Market, dict[str, str]] = {
+    Market.SPOT: {
+        "live": "wss://ws-api.binance.com:443/ws-api/v3",
+        "testnet": "wss://ws-api.testnet.binance.vision/ws-api/v3",
+        "demo": "wss://demo-ws-api.binance.com/ws-api/v3",
+    },
+    Market.LINEAR: {
+        "live": "wss://fstream.binance.com",
+        "testnet": "wss://fstream.binancefuture.com",
+        "demo": "wss://demo-fstream.binance.com",
+    },
+}
+LISTEN_KEY_STEPS = ListenKeySteps(
+    create=user_stream.create_listen_key,
+    keepalive=user_stream.keepalive_listen_key,
+    close=user_stream.close_listen_key,
+    keepalive_interval_s=float(user_stream.LISTEN_KEY_KEEPALIVE_S),
 )
 
 
@@ -31,6 +54,31 @@ class BinanceDriver(UrlsDriver):
     handler_class = StreamHandler
     ping_interval_s: float | None = None  # the server pings; the socket layer pongs
     streams_in_url = True  # combined streams: /stream?streams=a/b/c
+    user_ping_interval_s: float | None = user_stream.PING_INTERVAL_S
+
+    def private_url(self, market: Market, environment: str) -> str:
+        try:
+            return PRIVATE_URLS[Market(market)][environment]
+        except KeyError:
+            raise ValueError(
+                f"binance {market}: no built-in private stream URL for environment "
+                f"{environment!r}; set it in the market's VenueUrls.private"
+            ) from None
+
+    def user_streams(self, markets: Sequence[str]) -> list[tuple[str, ...]]:
+        return [(m,) for m in markets]  # spot: WS API; USD-M: its own listenKey stream
+
+    def user_stream_handler(self, markets: Sequence[str], instruments: Iterable[Instrument]) -> Any:
+        (market,) = markets
+        return user_stream.UserStreamHandler(Market(market), instruments)
+
+    def user_connect_url(self, handler: Any, private_url: str) -> str:
+        if handler.market is Market.LINEAR:
+            return str(handler.stream_url(private_url))
+        return private_url
+
+    def listen_key_steps(self, market: Market) -> ListenKeySteps | None:
+        return LISTEN_KEY_STEPS if Market(market) is Market.LINEAR else None
 
     def rest_rules(self, market: Market) -> RestRules:
         return RestRules(endpoints.rest_venue(market), error_for, error_decoder)

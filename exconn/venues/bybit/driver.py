@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from exconn.model.enums import Market
-from exconn.venues.bybit import endpoints, urls
+from exconn.model.instruments import Instrument
+from exconn.venues.bybit import endpoints, urls, user_stream
 from exconn.venues.bybit.parse import parse_instruments
 from exconn.venues.bybit.streams import StreamHandler
 from exconn.venues.bybit.wire import linear_instruments_decoder, spot_instruments_decoder
@@ -15,6 +16,7 @@ from exconn.venues.driver import (
     UNSUBSCRIBE,
     Catalog,
     Getter,
+    ListenKeySteps,
     RestRules,
     SnapshotRequest,
     UrlsDriver,
@@ -31,6 +33,22 @@ class BybitDriver(UrlsDriver):
     handler_class = StreamHandler
     ping_interval_s: float | None = urls.PING_INTERVAL_S
     streams_in_url = False  # a socket starts empty: every stream is an {"op":"subscribe"}
+    user_ping_interval_s: float | None = user_stream.PING_INTERVAL_S
+
+    def private_url(self, market: Market, environment: str) -> str:
+        return urls.private_url(environment)  # one for every category
+
+    def user_streams(self, markets: Sequence[str]) -> list[tuple[str, ...]]:
+        return [tuple(markets)] if markets else []  # /v5/private carries every category
+
+    def user_stream_handler(self, markets: Sequence[str], instruments: Iterable[Instrument]) -> Any:
+        return user_stream.UserStreamHandler(instruments)
+
+    def user_connect_url(self, handler: Any, private_url: str) -> str:
+        return private_url
+
+    def listen_key_steps(self, market: Market) -> ListenKeySteps | None:
+        return None  # the socket authenticates itself
 
     def rest_rules(self, market: Market) -> RestRules:
         # Errors travel in the body's retCode: the venue maps them itself.
