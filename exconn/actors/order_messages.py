@@ -1,0 +1,179 @@
+"""Messages of the order actors (``OrderCommand``, ``OrderQuery``): their init, the events the
+query side accepts, the queries it answers and its reports.
+
+Credentials never travel in a message in clear: ``OrderCommandInit.credentials`` and
+``OrderQueryInit.credentials`` are ``exconn.config.SealedCredentials`` (Fernet ciphertext; the
+sealing key reaches the actor processes through their environment, ``EXCONN_SEAL_KEY``, set
+by ``exconn.start`` or a test before the actor system starts), opened in the actor's own
+process only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+# thespian ActorAddress: not a msgspec type, pickled by Thespian with the message.
+ActorRef = Any
+
+
+class OrderCommandInit(msgspec.Struct, frozen=True, kw_only=True):
+    """Starts an ``OrderCommand`` for one exchange. ``rest_urls``: market -> REST base URL;
+    ``instruments``: the ``exconn.model.instruments.Instrument`` of every market (orders for
+    anything else are refused before sending); ``query``: the ``OrderQuery`` to tell about
+    submissions and acknowledgements (None: nobody)."""
+
+    exchange: str
+    markets: tuple[str, ...]
+    rest_urls: dict[str, str]
+    credentials: Any  # exconn.config.SealedCredentials
+    instruments: tuple[Any, ...]
+    query: ActorRef = None
+    rest_budget_dir: str | None = None
+    log_level: str = "INFO"
+    client_id_prefix: str = "ex"
+    # Resolving an unknown outcome by query: first after this, then doubling, this many times.
+    resolve_initial_s: float = 0.2
+    resolve_max_s: float = 10.0
+    resolve_attempts: int = 8
+    rest_timeout_s: float = 10.0
+
+
+class OrderQueryInit(msgspec.Struct, frozen=True, kw_only=True):
+    """Starts an ``OrderQuery`` for one exchange; it reconciles by REST at once.
+    ``subscribers``: actors that receive every event the read model publishes (as
+    ``OrderEvents``)."""
+
+    exchange: str
+    markets: tuple[str, ...]
+    rest_urls: dict[str, str]
+    credentials: Any  # exconn.config.SealedCredentials
+    instruments: tuple[Any, ...]
+    subscribers: tuple[ActorRef, ...] = ()
+    rest_budget_dir: str | None = None
+    log_level: str = "INFO"
+    reconcile_on_start: bool = True
+    rest_timeout_s: float = 10.0
+
+
+class OrderActorStarted(msgspec.Struct, frozen=True):
+    """Answer to an init: the actor's process id (for supervision and tests)."""
+
+    name: str
+    pid: int
+
+
+class SetQueryActor(msgspec.Struct, frozen=True):
+    """Tells ``OrderCommand`` the (new) ``OrderQuery`` after a restart."""
+
+    query: ActorRef
+
+
+# -------------------------------------------------------------------------- query side: input
+class UserEvents(msgspec.Struct, frozen=True):
+    """Private-stream events for ``OrderQuery``: ``OrderUpdate``, ``Fill``, ``BalanceUpdate``,
+    ``PositionUpdate`` in the order the stream carried them."""
+
+    events: tuple[Any, ...]
+
+
+class Submitted(msgspec.Struct, frozen=True):
+    """``OrderCommand`` -> ``OrderQuery``: ``order`` is about to be sent under its client id."""
+
+    order: Any  # exconn.messages.PlaceOrder carrying its client_order_id
+
+
+class CommandReply(msgspec.Struct, frozen=True):
+    """``OrderCommand`` -> ``OrderQuery``: what a command's submission answered
+    (``OrderAccepted`` / ``OrderRejected`` / ``OrderOutcomeUnknown``), or a resolution of an
+    unknown outcome (``resolved_exists`` True/False, ``order`` the venue's row if any)."""
+
+    reply: Any
+    resolved_exists: bool | None = None
+    order: Any = None  # exconn.messages.OrderUpdate from a query by client id
+
+
+class Reconcile(msgspec.Struct, frozen=True):
+    """Ask ``OrderQuery`` to reconcile by REST now; answered with ``ReconcileDone``."""
+
+
+# -------------------------------------------------------------------------- query side: queries
+class GetOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """One order by client id (market optional) or by exchange id (market and symbol
+    optional); answered with ``OrderView``."""
+
+    client_order_id: str | None = None
+    exchange_order_id: str | None = None
+    market: str | None = None
+    symbol: str | None = None
+
+
+class GetOpenOrders(msgspec.Struct, frozen=True):
+    symbol: str | None = None
+    market: str | None = None
+
+
+class GetFills(msgspec.Struct, frozen=True):
+    symbol: str | None = None
+    market: str | None = None
+
+
+class GetBalances(msgspec.Struct, frozen=True):
+    market: str | None = None
+
+
+class GetPositions(msgspec.Struct, frozen=True):
+    symbol: str | None = None
+    market: str | None = None
+
+
+class GetOrderActorInfo(msgspec.Struct, frozen=True):
+    """Either order actor answers with ``OrderActorInfo``."""
+
+
+# -------------------------------------------------------------------------- answers
+class OrderView(msgspec.Struct, frozen=True):
+    order: Any  # exconn.messages.OrderUpdate or None
+
+
+class OrdersView(msgspec.Struct, frozen=True):
+    orders: tuple[Any, ...]  # exconn.messages.OrderUpdate
+
+
+class FillsView(msgspec.Struct, frozen=True):
+    fills: tuple[Any, ...]  # exconn.messages.Fill
+
+
+class BalancesView(msgspec.Struct, frozen=True):
+    balances: tuple[Any, ...]  # exconn.messages.BalanceUpdate
+
+
+class PositionsView(msgspec.Struct, frozen=True):
+    positions: tuple[Any, ...]  # exconn.messages.PositionUpdate
+
+
+class OrderEvents(msgspec.Struct, frozen=True):
+    """``OrderQuery`` -> subscribers: what the read model published, in order."""
+
+    exchange: str
+    events: tuple[Any, ...]
+
+
+class ReconcileDone(msgspec.Struct, frozen=True):
+    """A reconcile's result: ``report`` (``exconn.orders.reconcile.ReconcileReport``) or
+    ``error`` (text of the failure; the read model is unchanged by the failed part)."""
+
+    exchange: str
+    report: Any = None
+    error: str | None = None
+    published: int = 0
+
+
+class OrderActorInfo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    pid: int
+    exchange: str
+    unresolved: tuple[str, ...] = ()  # client ids whose outcome is still unknown (command)
+    reconciles: int = 0  # reconciles done (query)
+    rest_requests: int = 0  # REST calls this actor made
