@@ -713,9 +713,12 @@ class UserStreamInit(msgspec.Struct, frozen=True):
 
 class AccountRoute(msgspec.Struct, frozen=True):
     """Supervisor -> UserStreamConnection: who gets which account kind (``orders``,
-    ``fills``, ``balances``, ``positions``); the whole table each time."""
+    ``fills``, ``balances``, ``positions``); the whole table each time. ``seq`` grows with
+    every change: the stream forwards the table to ``OrderQuery`` ahead of its events, and the
+    query keeps the newest of what it gets from the supervisor and the streams."""
 
     routes: dict[str, tuple[ActorRef, ...]]
+    seq: int = 0
 
 
 class ConnectionStarted(msgspec.Struct, frozen=True):

@@ -36,6 +36,7 @@ from exconn.actors.order_messages import (
     OrderActorInfo,
     OrderActorStarted,
     OrderCommandInit,
+    RoutedCommand,
     SetQueryActor,
     Submitted,
 )
@@ -108,6 +109,9 @@ class OrderCommand(Actor):
             self.log.exception("order command: unexpected error handling {}", type(message))
 
     def _dispatch(self, message: Any, sender: Any) -> None:
+        if isinstance(message, RoutedCommand):
+            # Routed through the root and the supervisor: answer the engine that asked.
+            message, sender = message.command, message.reply_to
         if isinstance(message, OrderCommandInit):
             self._on_init(message, sender)
         elif isinstance(message, ActorExitRequest):

@@ -177,3 +177,40 @@ class OrderActorInfo(msgspec.Struct, frozen=True, kw_only=True):
     unresolved: tuple[str, ...] = ()  # client ids whose outcome is still unknown (command)
     reconciles: int = 0  # reconciles done (query)
     rest_requests: int = 0  # REST calls this actor made
+
+
+# -------------------------------------------------------------------------- routing in the tree
+class RoutedCommand(msgspec.Struct, frozen=True):
+    """Root -> ExchangeSupervisor -> ``OrderCommand``: an engine's order command
+    (``exconn.messages.OrderCommandMessage``) and the address its replies go to. Thespian has
+    no forward that keeps the original sender, so the asker travels in the message;
+    ``OrderCommand`` answers ``reply_to`` exactly as if it had been asked directly."""
+
+    command: Any
+    reply_to: ActorRef
+
+
+_ACTIONS = {"PlaceOrder": "place", "AmendOrder": "amend", "CancelOrder": "cancel"}
+
+
+def refusals(command: Any, reason: str, message: str) -> list[Any]:
+    """``OrderRejected`` for every order of ``command`` that was not sent anywhere (no order
+    actor to take it): nothing reached the venue, the engine may send it again."""
+    from exconn.messages import OrderRejected  # local: messages imports nothing from here
+
+    items = getattr(command, "orders", None)
+    out: list[Any] = []
+    for cmd in items if items is not None else (command,):
+        out.append(
+            OrderRejected(
+                exchange=str(getattr(cmd, "exchange", "")),
+                market=str(getattr(cmd, "market", "")),
+                symbol=getattr(cmd, "symbol", None) or "",
+                action=_ACTIONS.get(type(cmd).__name__, "cancel_all"),
+                client_order_id=getattr(cmd, "client_order_id", None),
+                code=None,
+                message=message,
+                reason=reason,
+            )
+        )
+    return out

@@ -44,8 +44,12 @@ from exconn.actors.order_messages import (
     Submitted,
     UserEvents,
 )
+from exconn.actors.tracked_send import TrackedSender
+from exconn.actors.user_stream import route_events
+from exconn.delivery import Delivery
 from exconn.logs import configure
 from exconn.messages import (
+    AccountRoute,
     BalanceUpdate,
     Fill,
     OrderAccepted,
@@ -58,6 +62,7 @@ from exconn.model.enums import Market, OrderStatus
 from exconn.model.instruments import Instrument
 from exconn.orders.read_model import ReadModel
 from exconn.orders.reconcile import FillQuery, RestPicture, fill_queries, orders_to_query, reconcile
+from exconn.outbox import Outbox, Route, routes_of
 from exconn.transport.rest import RestClient
 from exconn.venues.driver import driver_for
 
@@ -390,8 +395,13 @@ class OrderQuery(Actor):
         self.model: ReadModel | None = None
         self.venue: VenueOrders | None = None
         self.subscribers: list[Any] = []
+        # Account topics (kind -> subscribers, from the supervisor's AccountRoute): what the
+        # read model publishes goes to them, so each fill reaches them once whatever its source.
+        self.routes: dict[str, tuple[Route, ...]] = {}
+        self.route_seq = -1
         self.reconciles = 0
         self.log = logger
+        self.sender = TrackedSender(self, Delivery())
 
     def receiveMessage(self, message: Any, sender: Any) -> None:
         try:
@@ -405,6 +415,11 @@ class OrderQuery(Actor):
         elif isinstance(message, ActorExitRequest):
             if self.venue is not None:
                 self.venue.close()
+        elif isinstance(message, AccountRoute):
+            # From the supervisor and (ahead of their events) from the private streams.
+            if message.seq >= self.route_seq:
+                self.route_seq = message.seq
+                self.routes = {k: routes_of(v) for k, v in message.routes.items()}
         elif self.model is None:
             return  # nothing before the init
         elif isinstance(message, UserEvents):
@@ -425,6 +440,7 @@ class OrderQuery(Actor):
         tie_to_parent()
         configure(msg.log_level)
         self.log = logger.bind(exchange=msg.exchange, actor="order-query")
+        self.sender.log = self.log
         self.init = msg
         self.model = ReadModel(msg.exchange)
         self.subscribers = list(msg.subscribers)
@@ -504,6 +520,11 @@ class OrderQuery(Actor):
         batch = OrderEvents(self.model.exchange, tuple(events))
         for sub in self.subscribers:
             self.send(sub, batch)
+        if self.routes:
+            out = Outbox()
+            route_events(events, self.routes, out)
+            if out:
+                self.sender.publish(out)
 
     # ------------------------------------------------------------------ queries
     def _answer(self, q: Any) -> Any:

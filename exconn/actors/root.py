@@ -16,12 +16,19 @@ from typing import Any
 from loguru import logger
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited, WakeupMessage
 
+from exconn.actors.order_messages import RoutedCommand, refusals
 from exconn.actors.router import MarketDataRouter
 from exconn.actors.supervisor import ExchangeSupervisor
 from exconn.actors.timers import Timers
 from exconn.logs import configure
 from exconn.messages import (
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    CancelOrders,
     GetStatus,
+    PlaceOrder,
+    PlaceOrders,
     RootStart,
     RootStarted,
     RouterInit,
@@ -153,6 +160,48 @@ class Root(ActorTypeDispatcher):
         if self.router.address is not None:
             self.send(self.router.address, msg)
 
+    # -- order commands: to the exchange's supervisor, which hands them to its OrderCommand;
+    # the asker travels along (``RoutedCommand.reply_to``) and gets the replies directly.
+    def receiveMsg_PlaceOrder(self, msg: PlaceOrder, sender: Any) -> None:
+        self._route_command(msg.exchange, msg, sender)
+
+    def receiveMsg_AmendOrder(self, msg: AmendOrder, sender: Any) -> None:
+        self._route_command(msg.exchange, msg, sender)
+
+    def receiveMsg_CancelOrder(self, msg: CancelOrder, sender: Any) -> None:
+        self._route_command(msg.exchange, msg, sender)
+
+    def receiveMsg_CancelAll(self, msg: CancelAll, sender: Any) -> None:
+        self._route_command(msg.exchange, msg, sender)
+
+    def receiveMsg_PlaceOrders(self, msg: PlaceOrders, sender: Any) -> None:
+        for exchange, items in _by_exchange(msg.orders).items():
+            self._route_command(exchange, PlaceOrders(tuple(items)), sender)
+
+    def receiveMsg_CancelOrders(self, msg: CancelOrders, sender: Any) -> None:
+        for exchange, items in _by_exchange(msg.orders).items():
+            self._route_command(exchange, CancelOrders(tuple(items)), sender)
+
+    def _route_command(self, exchange: str, command: Any, sender: Any) -> None:
+        slot = self.supervisors.get(exchange)
+        if slot is not None and slot.address is not None:
+            self.send(slot.address, RoutedCommand(command, sender))
+            return
+        if slot is None:
+            reason, text = "ConfigError", f"exchange {exchange!r} is not configured"
+        else:
+            reason, text = "ExchangeDown", f"{exchange} supervisor is restarting: nothing was sent"
+        for reply in refusals(command, reason, text):
+            self.send(sender, reply)
+
     def receiveMsg_GetStatus(self, msg: GetStatus, sender: Any) -> None:
         supervisors = {n: s.address for n, s in self.supervisors.items() if s.address is not None}
         self.send(sender, TreeStatus(self.router.address, supervisors, self.restarts, os.getpid()))
+
+
+def _by_exchange(orders: Any) -> dict[str, list[Any]]:
+    """A batch's orders grouped by exchange, each group in the batch's order."""
+    out: dict[str, list[Any]] = {}
+    for order in orders:
+        out.setdefault(order.exchange, []).append(order)
+    return out

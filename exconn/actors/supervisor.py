@@ -3,6 +3,11 @@
 It loads the instruments, owns the desired state (which topic goes to whom), starts connection
 actors and restarts a dead one with backoff, replaying every route so its subscriptions come
 back. Subscribers of a dead connection's books get a ``BookReset`` at once.
+
+With credentials it also runs the order path (DESIGN §5): one ``OrderQuery`` (the read model;
+it reconciles by REST on every start) and one ``OrderCommand``, restarted with backoff like the
+connections. The private streams feed the query (``SetQueryActor``), which publishes the
+account topics; order commands from the root (``RoutedCommand``) go to the command actor.
 """
 
 from __future__ import annotations
@@ -18,6 +23,16 @@ from exconn import errors
 from exconn.actors.connection import MarketDataConnection
 from exconn.actors.lifeline import tie_to_parent
 from exconn.actors.md_messages import ConnectionSetup
+from exconn.actors.order_command import OrderCommand
+from exconn.actors.order_messages import (
+    OrderActorStarted,
+    OrderCommandInit,
+    OrderQueryInit,
+    RoutedCommand,
+    SetQueryActor,
+    refusals,
+)
+from exconn.actors.order_query import OrderQuery
 from exconn.actors.timers import Timers
 from exconn.actors.user_stream import UserStreamConnection
 from exconn.logs import configure
@@ -43,6 +58,8 @@ from exconn.venues.driver import VenueDriver, driver_for
 
 # A child that lived this long is healthy again: its next failure starts the backoff anew.
 HEALTHY_AFTER_SECONDS = 30.0
+# Order commands held until the order actors first start (instruments still loading).
+MAX_EARLY_COMMANDS = 1000
 
 
 class SupervisorStatus:
@@ -55,7 +72,11 @@ class SupervisorStatus:
         restarts: int,
         pid: int,
         user_streams: list[Any] | None = None,
+        order_query: Any = None,
+        order_command: Any = None,
     ) -> None:
+        self.order_query = order_query
+        self.order_command = order_command
         self.pid = pid
         self.exchange = exchange
         self.connections = connections
@@ -85,6 +106,16 @@ class _UserChild:
         self.backoff = Backoff()
 
 
+class _OrderChild:
+    """``OrderQuery`` or ``OrderCommand`` of this exchange."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.address: Any = None
+        self.started_at = 0.0
+        self.backoff = Backoff()
+
+
 class ExchangeSupervisor(ActorTypeDispatcher):
     def __init__(self) -> None:
         super().__init__()
@@ -100,6 +131,12 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         # account kind (orders, fills, ...) -> subscribers; any -> the private streams run
         self.account_demands: dict[str, tuple[Any, ...]] = {}
         self.user_children: dict[str, _UserChild] = {}  # name -> private stream
+        self.route_seq = 0  # version of account_demands (AccountRoute.seq)
+        self.order_query = _OrderChild("order-query")
+        self.order_command = _OrderChild("order-command")
+        self.order_started = False  # the order actors were started once
+        self.query_ready = False  # the first OrderQuery answered its init
+        self.early_commands: list[RoutedCommand] = []
         self.restarts = 0
         self.timers = Timers(self)
         self.load_backoff = Backoff()
@@ -133,6 +170,7 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         pending, self.pending = self.pending, []
         for demand in pending:
             self._on_demand(demand)
+        self._start_order_actors()
         self._sync_user_streams()
 
     def _fetch_instruments(self, market: str) -> list[Any]:
@@ -216,7 +254,13 @@ class ExchangeSupervisor(ActorTypeDispatcher):
             self.account_demands[kind] = msg.subscribers
         else:
             self.account_demands.pop(kind, None)
+        self.route_seq += 1
+        if self.order_query.address is not None:
+            self.send(self.order_query.address, self._account_route())
         self._sync_user_streams()
+
+    def _account_route(self) -> AccountRoute:
+        return AccountRoute(routes=dict(self.account_demands), seq=self.route_seq)
 
     def _no_keys(self) -> str:
         assert self.init is not None
@@ -236,7 +280,12 @@ class ExchangeSupervisor(ActorTypeDispatcher):
                     self.send(child.address, ActorExitRequest())
             self.user_children.clear()  # their ChildActorExited is no failure now
             return
-        route = AccountRoute(routes=dict(self.account_demands))
+        if not self.query_ready:
+            # The streams feed the OrderQuery: they start once it has done its start-up
+            # reconcile, so their first subscription (which asks it to reconcile again) is
+            # served at once, with every subscription made meanwhile in place.
+            return
+        route = self._account_route()
         for markets in self.driver.user_streams(self.init.config.markets):
             if any(m not in self.instruments for m in markets):
                 return  # started once the instruments are loaded
@@ -264,7 +313,9 @@ class ExchangeSupervisor(ActorTypeDispatcher):
             return
         child.address = self.createActor(UserStreamConnection)
         child.started_at = time.monotonic()
-        self.send(child.address, AccountRoute(routes=dict(self.account_demands)))
+        self.send(child.address, self._account_route())
+        if self.order_query.address is not None:
+            self.send(child.address, SetQueryActor(self.order_query.address))
         self.send(
             child.address,
             UserStreamInit(
@@ -282,6 +333,95 @@ class ExchangeSupervisor(ActorTypeDispatcher):
                 rest_budget_dir=cfg.rest_budget_dir,
             ),
         )
+
+    # -- order path -----------------------------------------------------------------------------
+    def _start_order_actors(self) -> None:
+        """Once every market's instruments are loaded: the query first (the command and the
+        private streams are told its address), then the command; queued commands follow."""
+        if self.init is None or self.order_started:
+            return
+        if self.init.config.credentials is not None:
+            if any(m not in self.instruments for m in self.init.config.markets):
+                return
+            self.order_started = True
+            try:
+                self._start_query()
+                self._start_command()
+            except errors.ConfigError as exc:
+                self.log.error("order actors cannot start: {}", exc)
+                self.query_ready = True  # the streams then publish straight to subscribers
+        early, self.early_commands = self.early_commands, []
+        for routed in early:
+            self._on_command(routed)
+
+    def _order_setup(self) -> dict[str, Any]:
+        assert self.init is not None
+        cfg = self.init.config
+        return {
+            "exchange": self.init.exchange,
+            "markets": tuple(cfg.markets),
+            "rest_urls": {m: cfg.urls_for(m).rest for m in cfg.markets},
+            "credentials": cfg.credentials,
+            "instruments": tuple(i for m in cfg.markets for i in self.instruments[m]),
+            "rest_budget_dir": cfg.rest_budget_dir,
+            "log_level": self.init.log_level,
+        }
+
+    def _start_query(self) -> None:
+        slot = self.order_query
+        slot.address = self.createActor(OrderQuery)
+        slot.started_at = time.monotonic()
+        # Routes first: the start-up reconcile already publishes to the account subscribers.
+        self.send(slot.address, self._account_route())
+        self.send(slot.address, OrderQueryInit(**self._order_setup()))
+        tell = SetQueryActor(slot.address)
+        if self.order_command.address is not None:
+            self.send(self.order_command.address, tell)
+        for uchild in self.user_children.values():
+            if uchild.address is not None:
+                self.send(uchild.address, tell)
+
+    def _start_command(self) -> None:
+        slot = self.order_command
+        slot.address = self.createActor(OrderCommand)
+        slot.started_at = time.monotonic()
+        self.send(
+            slot.address, OrderCommandInit(query=self.order_query.address, **self._order_setup())
+        )
+
+    def receiveMsg_RoutedCommand(self, msg: RoutedCommand, sender: Any) -> None:
+        self._on_command(msg)
+
+    def _on_command(self, msg: RoutedCommand) -> None:
+        if self.order_command.address is not None:
+            self.send(self.order_command.address, msg)
+            return
+        has_keys = self.init is None or self.init.config.credentials is not None
+        if has_keys and not self.order_started and len(self.early_commands) < MAX_EARLY_COMMANDS:
+            self.early_commands.append(msg)  # sent once the instruments are loaded
+            return
+        if not has_keys:
+            reason, text = "ConfigError", self._no_keys().replace("account topics", "orders")
+        else:
+            reason, text = "ExchangeDown", "the order actor is restarting: nothing was sent"
+        for reply in refusals(msg.command, reason, text):
+            self.send(msg.reply_to, reply)
+
+    def receiveMsg_OrderActorStarted(self, msg: OrderActorStarted, sender: Any) -> None:
+        self.log.info("{} started (pid {})", msg.name, msg.pid)
+        if sender == self.order_query.address and not self.query_ready:
+            # Its start-up reconcile is done: the private streams may start now (see
+            # _sync_user_streams).
+            self.query_ready = True
+            self._sync_user_streams()
+
+    def _restart_order_child(self, slot: _OrderChild) -> None:
+        if slot.address is not None or self.exiting:
+            return
+        if slot is self.order_query:
+            self._start_query()
+        else:
+            self._start_command()
 
     def _planner(self, market: str, route: str) -> ShardPlanner:
         planner = self.planners.get((market, route))
@@ -346,6 +486,17 @@ class ExchangeSupervisor(ActorTypeDispatcher):
     def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender: Any) -> None:
         if self.exiting:
             return
+        for slot in (self.order_query, self.order_command):
+            if slot.address is None or slot.address != msg.childAddress:
+                continue
+            slot.address = None
+            self.restarts += 1
+            if time.monotonic() - slot.started_at > HEALTHY_AFTER_SECONDS:
+                slot.backoff.reset()
+            delay = slot.backoff.next_delay()
+            self.log.warning("{} exited; restarting in {:.1f} s", slot.name, delay)
+            self.timers.start(f"orestart:{slot.name}", delay)
+            return
         for uchild in self.user_children.values():
             if uchild.address is None or uchild.address != msg.childAddress:
                 continue
@@ -389,6 +540,10 @@ class ExchangeSupervisor(ActorTypeDispatcher):
             child = self.children.get(purpose.split(":", 1)[1])
             if child is not None and child.address is None:
                 self._start_child(child)
+        elif purpose == f"orestart:{self.order_query.name}":
+            self._restart_order_child(self.order_query)
+        elif purpose == f"orestart:{self.order_command.name}":
+            self._restart_order_child(self.order_command)
         elif purpose is not None and purpose.startswith("urestart:"):
             uchild = self.user_children.get(purpose.split(":", 1)[1])
             if uchild is not None and uchild.address is None:
@@ -407,6 +562,8 @@ class ExchangeSupervisor(ActorTypeDispatcher):
                 user_streams=[
                     c.address for c in self.user_children.values() if c.address is not None
                 ],
+                order_query=self.order_query.address,
+                order_command=self.order_command.address,
             ),
         )
 

@@ -17,8 +17,14 @@ A refused key (``AuthError``) goes to every subscriber of the exchange's account
 ``AccountStreamError`` and this actor exits: the supervisor starts a new one with backoff.
 
 Events go out in ``EventBatch``es through ``TrackedSender``/``Delivery``, which never merge or
-drop order, fill, balance or position events. Events sent by the venue while no socket was
-open are lost here: reconciliation over REST after a reconnect is issue 6's ``OrderQuery``.
+drop order, fill, balance or position events.
+
+Under a supervisor the stream is fed to the exchange's ``OrderQuery`` instead (``SetQueryActor``):
+its events go there as ``UserEvents``, the query's de-duplicated output is what account
+subscribers get, and every time the subscription goes live (first connect included: the query's
+start-up reconcile does not cover the time until the stream is live) the stream asks the query
+to ``Reconcile``, so events the venue sent while no socket was open reach subscribers once
+after recovery. ``AccountStreamError`` still goes straight to the account subscribers.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from thespian.actors import Actor, ActorExitRequest, ThespianWatch, WakeupMessag
 
 from exconn import errors
 from exconn.actors.lifeline import tie_to_parent
+from exconn.actors.order_messages import Reconcile, SetQueryActor, UserEvents
 from exconn.actors.timers import Timers
 from exconn.actors.tracked_send import TrackedSender
 from exconn.delivery import Delivery
@@ -141,6 +148,10 @@ class UserStreamConnection(Actor):
         self.opened_at = 0.0
         self.handshake = Handshake(10.0)
         self.routes: dict[str, tuple[Route, ...]] = {}
+        self.query: Any = None  # the exchange's OrderQuery (None: publish to routes directly)
+        self.route: AccountRoute | None = None  # the last table, forwarded to the query
+        self.route_told = False
+        self.reconcile_requests = 0
         self.timers: Timers | None = None
         self.backoff = Backoff()
         self.frames = 0
@@ -173,6 +184,11 @@ class UserStreamConnection(Actor):
             self._on_wakeup(message.payload)
         elif isinstance(message, AccountRoute):
             self.routes = {k: routes_of(v) for k, v in message.routes.items()}
+            self.route, self.route_told = message, False
+            self._to_query(None)
+        elif isinstance(message, SetQueryActor):
+            self.query, self.route_told = message.query, False
+            self._to_query(None)
         elif isinstance(message, UserStreamInit):
             self._on_init(message, sender)
         elif isinstance(message, GetStatus):
@@ -313,9 +329,15 @@ class UserStreamConnection(Actor):
         except WsClosed as exc:
             self._lost(self._safe(exc))
             return
+        events: list[Any] = []
         for raw in frames:
             self.frames += 1
-            route_events(handler.on_frame(raw), self.routes, out)
+            events += handler.on_frame(raw)
+        if self.query is not None:
+            if events:
+                self._to_query(UserEvents(tuple(events)))
+        else:
+            route_events(events, self.routes, out)
         self._after_frames(out)
         if more and self.conn is not None and self.timers is not None:
             self.timers.ensure("drain", 0)
@@ -325,9 +347,15 @@ class UserStreamConnection(Actor):
             self.sender.publish(out)
         if self.handler is None or self.conn is None:
             return
+        was_live = self.handshake.live
         step = self.handshake.step(self.handler)
         if step is Step.LIVE and self.timers is not None:
             self.timers.cancel("ack")
+            if not was_live and self.query is not None:
+                # (Re)subscribed: what the venue sent meanwhile comes back by REST. Sent after
+                # this socket's earlier events, so the query sees them first (one sender).
+                self.reconcile_requests += 1
+                self._to_query(Reconcile())
         elif step is Step.AUTH_FAILED:
             self._auth_failed(self.handler.auth_error)
         elif step is Step.NEW_KEY:
@@ -340,6 +368,17 @@ class UserStreamConnection(Actor):
         elif step is Step.RESUBSCRIBE:
             self.log.warning("the venue ended the subscription: subscribing again")
             self._open_frames()
+
+    def _to_query(self, message: Any) -> None:
+        """To the OrderQuery, the newest routing table first (one sender: in order), so the
+        query publishes these events to whoever had subscribed when they were read."""
+        if self.query is None:
+            return
+        if not self.route_told and self.route is not None:
+            self.send(self.query, self.route)
+            self.route_told = True
+        if message is not None:
+            self.send(self.query, message)
 
     def _drop_socket(self) -> None:
         conn, self.conn = self.conn, None
