@@ -40,6 +40,12 @@ class Outbox:
     def __bool__(self) -> bool:
         return bool(self._batches)
 
+    def take(self) -> list[tuple[str, Any, list[Encodable]]]:
+        """(key, address, events) per subscriber, unencoded; empties the outbox (for flow
+        control, which may hold a subscriber's events back and merge them)."""
+        batches, self._batches = self._batches, {}
+        return [(key, address, events) for key, (address, events) in batches.items()]
+
     def drain(self) -> list[tuple[Any, EventBatch]]:
         """(address, batch) pairs to send; empties the outbox."""
         stamp = self.received_ns

@@ -32,7 +32,7 @@ from typing import Any
 from loguru import logger
 
 from exconn.delivery import Delivery
-from exconn.messages import Encodable, EventBatch
+from exconn.messages import EventBatch
 from exconn.outbox import Outbox
 
 _UNRESOLVED = object()
@@ -74,7 +74,7 @@ class TrackedSender:
         stamp = out.received_ns
         delivery = self.delivery
         polled = False
-        for key, address, events in _take(out):
+        for key, address, events in out.take():
             if not polled and delivery.at_limit(key):
                 # Acknowledgements may be waiting unread: see _Internals.poll.
                 polled = True
@@ -252,15 +252,3 @@ _TICK = timedelta(microseconds=1)
 
 def _ignore(*_: Any) -> None:
     return None
-
-
-def _take(out: Outbox) -> list[tuple[str, Any, list[Encodable]]]:
-    """(key, address, events) per subscriber, emptying the outbox.
-
-    Reads the outbox's table directly: ``Outbox.drain`` encodes every batch, while a held
-    subscriber's events are needed as they are. (An ``Outbox`` method doing this belongs in
-    exconn/outbox.py; until then the access stays here, in one place.)
-    """
-    batches = out._batches
-    out._batches = {}
-    return [(key, address, events) for key, (address, events) in batches.items()]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +21,7 @@ from exconn.messages import (
     Trade,
     TradeText,
 )
+from exconn.model.decimal import utc_from_ms
 from exconn.model.enums import Exchange, Market, OrderSide
 from exconn.model.instruments import Instrument
 from exconn.model.symbols import SymbolMap, make_symbol
@@ -51,7 +52,7 @@ EXCHANGE = Exchange.BINANCE.value
 
 
 def ms_to_utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return utc_from_ms(ms)  # exact: no detour through float seconds
 
 
 def _filter(filters: list[dict[str, Any]], kind: str) -> dict[str, Any]:

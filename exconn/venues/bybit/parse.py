@@ -81,13 +81,13 @@ def taker_side(side: str) -> OrderSide:
         raise ValueError(f"bybit: side {side!r} is neither Buy nor Sell") from None
 
 
-def _opt_dec(value: str | None) -> Decimal | None:
+def opt_decimal(value: str | None) -> Decimal | None:
     # Bybit sends "" for a value it does not have (spot bid/ask, perpetual delivery price).
     return Decimal(value) if value else None
 
 
 def _limit(value: str | None) -> Decimal | None:
-    d = _opt_dec(value)
+    d = opt_decimal(value)
     return d if d else None  # 0 or absent: no limit
 
 
@@ -457,10 +457,10 @@ def _ticker24h(
         open_time=ts - DAY,
         close_time=ts,
         trades=0,  # not published by Bybit
-        bid_price=_opt_dec(bid_p),
-        bid_qty=_opt_dec(bid_q),
-        ask_price=_opt_dec(ask_p),
-        ask_qty=_opt_dec(ask_q),
+        bid_price=opt_decimal(bid_p),
+        bid_qty=opt_decimal(bid_q),
+        ask_price=opt_decimal(ask_p),
+        ask_qty=opt_decimal(ask_q),
         ts=ts,
     )
 
@@ -504,7 +504,7 @@ def parse_mark_price(data: TickerData, market: str, symbol: str, ts_ms: int) -> 
         index_price=Decimal(data.indexPrice),
         funding_rate=Decimal(data.fundingRate),
         next_funding_time=ms_to_utc(data.nextFundingTime),
-        estimated_settle_price=_opt_dec(data.predictedDeliveryPrice),
+        estimated_settle_price=opt_decimal(data.predictedDeliveryPrice),
         ts=ms_to_utc(ts_ms),
     )
 
@@ -541,7 +541,7 @@ def parse_rest_mark_price(wire: RestTicker, market: str, symbol: str, ts_ms: int
         index_price=Decimal(wire.indexPrice),
         funding_rate=Decimal(wire.fundingRate),
         next_funding_time=ms_to_utc(wire.nextFundingTime),
-        estimated_settle_price=_opt_dec(wire.predictedDeliveryPrice),
+        estimated_settle_price=opt_decimal(wire.predictedDeliveryPrice),
         ts=ms_to_utc(ts_ms),
     )
 

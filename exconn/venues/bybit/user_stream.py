@@ -58,6 +58,7 @@ from exconn.model.enums import Exchange, Market, OrderSide, OrderStatus, OrderTy
 from exconn.model.instruments import Instrument
 from exconn.model.symbols import SymbolMap
 from exconn.venues.bybit.errors import error_for
+from exconn.venues.bybit.parse import opt_decimal
 from exconn.venues.bybit.signing import ws_auth_args
 from exconn.venues.bybit.wire import (
     CommandData,
@@ -182,18 +183,9 @@ def ping_frame(req_id: str | None = "ping") -> bytes:
 # Parsers: one Bybit item -> one model event. ``symbol`` is exconn's name, mapped by the caller.
 
 
-def _dec(text: str) -> Decimal:
-    return Decimal(text)
-
-
-def _opt_dec(text: str | None) -> Decimal | None:
-    # Bybit sends "" for a value it does not have.
-    return Decimal(text) if text else None
-
-
 def _nonzero(text: str | None) -> Decimal | None:
     # Prices where 0 means "none" (market order price, flat position entry, no trigger).
-    value = _opt_dec(text)
+    value = opt_decimal(text)
     return value if value else None
 
 
@@ -235,7 +227,7 @@ def _ms(text: str | int) -> datetime:
 #  "stopOrderType":"Stop","rejectReason":"","marketUnit":"","createdTime":"1672364262444",
 #  "updatedTime":"1672364262457",...}
 def parse_order(item: Order, market: Market, symbol: str) -> OrderUpdate:
-    qty = _dec(item.qty) if item.qty else Decimal(0)
+    qty = Decimal(item.qty) if item.qty else Decimal(0)
     quote_qty: Decimal | None = None
     if (
         market is Market.SPOT
@@ -244,7 +236,7 @@ def parse_order(item: Order, market: Market, symbol: str) -> OrderUpdate:
         and item.marketUnit != "baseCoin"
     ):
         quote_qty, qty = qty, Decimal(0)  # sized in the quote coin (bybit.md §5)
-    filled = _dec(item.cumExecQty) if item.cumExecQty else Decimal(0)
+    filled = Decimal(item.cumExecQty) if item.cumExecQty else Decimal(0)
     tif = _TIME_IN_FORCE.get(item.timeInForce)
     stop = item.stopOrderType
     return OrderUpdate(
@@ -284,7 +276,7 @@ def parse_execution(
 
     ``settle`` names the fee asset when the item does not (older payloads carry no
     ``feeCurrency``; a linear contract's fees are in its settle coin)."""
-    qty = _dec(item.execQty) if item.execQty else Decimal(0)
+    qty = Decimal(item.execQty) if item.execQty else Decimal(0)
     if item.execType in _NO_FILL_EXEC or not qty:
         return None
     fee_asset = item.feeCurrency or (settle if market is Market.LINEAR else None)
@@ -296,9 +288,9 @@ def parse_execution(
         exchange_order_id=item.orderId,
         client_order_id=item.orderLinkId or None,
         side=_side(item.side),
-        price=_dec(item.execPrice),
+        price=Decimal(item.execPrice),
         qty=qty,
-        fee=_dec(item.execFee) if item.execFee else Decimal(0),
+        fee=Decimal(item.execFee) if item.execFee else Decimal(0),
         fee_asset=fee_asset or None,
         is_maker=item.isMaker,
         ts=_ms(item.execTime),
@@ -313,7 +305,7 @@ def parse_execution(
 def parse_position(item: Position, market: Market, symbol: str, fallback_ms: int) -> PositionUpdate:
     """``qty`` signed by ``side`` (Sell is short; "" is flat). ``fallback_ms`` (the message's
     ``creationTime``) dates an item without ``updatedTime``."""
-    size = _dec(item.size) if item.size else Decimal(0)
+    size = Decimal(item.size) if item.size else Decimal(0)
     if item.side == "Sell":
         size = -size
     elif item.side not in ("Buy", ""):
@@ -330,8 +322,8 @@ def parse_position(item: Position, market: Market, symbol: str, fallback_ms: int
         qty=size,
         ts=_ms(item.updatedTime) if item.updatedTime else utc_from_ms(fallback_ms),
         entry_price=_nonzero(entry) if size else None,
-        unrealized_pnl=_opt_dec(item.unrealisedPnl),
-        realized_pnl=_opt_dec(item.cumRealisedPnl),
+        unrealized_pnl=opt_decimal(item.unrealisedPnl),
+        realized_pnl=opt_decimal(item.cumRealisedPnl),
         leverage=_nonzero(item.leverage),
         mark_price=_nonzero(item.markPrice),
         liquidation_price=_nonzero(item.liqPrice),
@@ -351,8 +343,8 @@ def parse_wallet(account: WalletAccount, creation_ms: int) -> list[BalanceUpdate
             market=market,
             asset=coin.coin,
             ts=ts,
-            total=_opt_dec(coin.walletBalance),
-            locked=_opt_dec(coin.locked),
+            total=opt_decimal(coin.walletBalance),
+            locked=opt_decimal(coin.locked),
         )
         for coin in account.coin
     ]
