@@ -55,6 +55,9 @@ class BybitCore:
         self.markets: dict[str, Market] = {}
         self.feeds: dict[tuple[str, str], SymbolFeed] = {}
         self.tapes: dict[tuple[str, str], Tape] = {}
+        # (category, symbol, interval) -> start of the bar last pushed: the bar is pushed
+        # once more with confirm:true when the next one begins, as Bybit does.
+        self.kline_bars: dict[tuple[str, str, str], int] = {}
         self.ledgers: dict[str, Ledger] = {}
         for index, cat in enumerate(CATEGORIES):
             syms = list(self.symbols[cat].values())
@@ -285,12 +288,16 @@ class BybitCore:
             if not conns:
                 continue
             candle = tape.current_candle(interval, now)
-            msg = {
-                "topic": topic,
-                "data": [tape.candle_json(candle, interval, False, now)],
-                "ts": now,
-                "type": "snapshot",
-            }
+            data = [tape.candle_json(candle, interval, False, now)]
+            last = self.kline_bars.get((cat, symbol, interval))
+            if last is not None and last != candle.start:
+                bar_end = last + INTERVAL_MS[interval] - 1
+                bars = tape.candles(interval, last, bar_end)
+                closed = next((c for c in bars if c.start == last), None)
+                if closed is not None:
+                    data.insert(0, tape.candle_json(closed, interval, True, now))
+            self.kline_bars[(cat, symbol, interval)] = candle.start
+            msg = {"topic": topic, "data": data, "ts": now, "type": "snapshot"}
             for conn in conns:
                 self._send_to(conn, msg, symbol)
 
