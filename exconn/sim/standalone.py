@@ -25,6 +25,14 @@ def _flood_arg(value: str) -> tuple[str, int]:
     return symbol.upper(), int(count)
 
 
+def _bybit_flood_arg(value: str) -> tuple[str, str, int]:
+    category, sep, rest = value.partition(":")
+    if not sep or category not in ("spot", "linear"):
+        raise argparse.ArgumentTypeError("expected CATEGORY:SYMBOL:N, e.g. spot:BTCUSDT:100000")
+    symbol, count = _flood_arg(rest)
+    return category, symbol, count
+
+
 def _venues_arg(value: str) -> tuple[str, ...]:
     chosen = tuple(v.strip() for v in value.split(",") if v.strip())
     unknown = [v for v in chosen if v not in VENUES]
@@ -59,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SYMBOL:N",
         help="Binance spot: pause the market and flood the first depth subscriber with N updates",
     )
+    parser.add_argument(
+        "--bybit-flood",
+        type=_bybit_flood_arg,
+        metavar="CATEGORY:SYMBOL:N",
+        help="Bybit: pause the market and flood the next subscriber of "
+        "orderbook.200.SYMBOL on CATEGORY's channel with N updates",
+    )
     return parser
 
 
@@ -90,12 +105,15 @@ def _usdm_rows(sim: BinanceUsdmSim) -> list[Row]:
     return rows
 
 
-def _bybit_rows(sim: BybitSim) -> list[Row]:
+def _bybit_rows(sim: BybitSim, flood: tuple[str, str, int] | None) -> list[Row]:
     rows = [
         ("REST", f"{sim.rest_url}/v5/..."),
         ("WS public", f"{sim.ws_url}/v5/public/spot  and  {sim.ws_url}/v5/public/linear"),
         ("WS private", f"{sim.ws_url}/v5/private"),
     ]
+    if flood is not None:
+        category, symbol, count = flood
+        rows.append(("flood", f"{category} orderbook.200.{symbol}: {count} updates"))
     rows += [("HMAC key", f"{key} secret {secret}") for key, secret in sim.api_keys()]
     return rows
 
@@ -136,7 +154,10 @@ def _serve(args: argparse.Namespace) -> Iterator[list[str]]:
 
         def bybit() -> None:
             sim: Any = stack.enter_context(BybitSim(seed=args.seed, port=next_port()))
-            out.append(_table("Bybit V5 (spot, linear)", _bybit_rows(sim)))
+            if args.bybit_flood is not None:
+                sim.pause()
+                sim.prepare_flood(*args.bybit_flood)
+            out.append(_table("Bybit V5 (spot, linear)", _bybit_rows(sim, args.bybit_flood)))
             out.append(f"VENUE bybit {sim.rest_url} {sim.ws_url}")
 
         starters.update({"binance-spot": spot, "binance-usdm": usdm, "bybit": bybit})
@@ -150,6 +171,8 @@ def run_standalone(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.flood is not None and "binance-spot" not in args.venues:
         _parser().error("--flood needs the binance-spot venue")
+    if args.bybit_flood is not None and "bybit" not in args.venues:
+        _parser().error("--bybit-flood needs the bybit venue")
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
