@@ -232,21 +232,29 @@ class Config(msgspec.Struct, frozen=True):
 
     @classmethod
     def from_env(cls) -> Config:
-        """Binance spot in ``EXCONN_ENV`` (default live); ``EXCONN_LOG_LEVEL``. The account
-        (for account topics) from ``EXCONN_BINANCE_API_KEY`` with ``EXCONN_BINANCE_API_SECRET``
-        (HMAC) or ``EXCONN_BINANCE_PRIVATE_KEY_FILE`` (PEM, RSA or Ed25519;
-        ``EXCONN_BINANCE_PRIVATE_KEY_PASSPHRASE``)."""
+        """``EXCONN_EXCHANGES``: a comma list of ``binance`` and ``bybit`` (default ``binance``);
+        ``EXCONN_ENV``: their environment (default live); ``EXCONN_<NAME>_MARKETS``: a comma
+        list of ``spot`` and ``linear`` (default ``spot``); ``EXCONN_LOG_LEVEL``. Each
+        exchange's account (for account topics and orders) from ``EXCONN_<NAME>_API_KEY`` with
+        ``EXCONN_<NAME>_API_SECRET`` (HMAC) or ``EXCONN_<NAME>_PRIVATE_KEY_FILE`` (PEM, RSA or
+        Ed25519; ``EXCONN_<NAME>_PRIVATE_KEY_PASSPHRASE``), NAME being BINANCE or BYBIT."""
         env = os.environ.get("EXCONN_ENV", "live")
-        return cls(
-            exchanges=(
+        names = [n.strip() for n in os.environ.get("EXCONN_EXCHANGES", "binance").split(",")]
+        exchanges = []
+        for name in dict.fromkeys(n for n in names if n):
+            prefix = f"EXCONN_{name.upper()}"
+            markets = os.environ.get(f"{prefix}_MARKETS", "spot").split(",")
+            exchanges.append(
                 ExchangeConfig(
-                    name="binance",
+                    name=name,
                     environment=env,
-                    credentials=_env_credentials("EXCONN_BINANCE"),
-                ),
-            ),
-            log_level=os.environ.get("EXCONN_LOG_LEVEL", "INFO"),
-        )
+                    markets=tuple(m.strip() for m in markets if m.strip()),
+                    credentials=_env_credentials(prefix),
+                )
+            )
+        if not exchanges:
+            raise ConfigError("EXCONN_EXCHANGES names no exchange; known: binance, bybit")
+        return cls(exchanges=tuple(exchanges), log_level=os.environ.get("EXCONN_LOG_LEVEL", "INFO"))
 
     @classmethod
     def for_sim(

@@ -48,3 +48,23 @@ def test_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = Config.from_env()
     assert cfg.log_level == "DEBUG"
     assert cfg.exchanges[0].urls_for("spot").rest == "https://testnet.binance.vision"
+
+
+def test_from_env_reads_each_exchange_and_its_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXCONN_EXCHANGES", "binance, bybit")
+    monkeypatch.setenv("EXCONN_BYBIT_MARKETS", "spot,linear")
+    monkeypatch.setenv("EXCONN_BYBIT_API_KEY", "bybit-key")
+    monkeypatch.setenv("EXCONN_BYBIT_API_SECRET", "bybit-secret-value")
+    monkeypatch.delenv("EXCONN_BINANCE_API_KEY", raising=False)
+    cfg = Config.from_env()
+    binance, bybit = cfg.exchanges
+    assert (binance.name, binance.markets, binance.credentials) == ("binance", ("spot",), None)
+    assert (bybit.name, bybit.markets) == ("bybit", ("spot", "linear"))
+    assert bybit.credentials.api_key == "bybit-key"
+    assert "bybit-secret-value" not in repr(cfg)
+
+
+def test_from_env_refuses_an_unknown_exchange(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXCONN_EXCHANGES", "kraken")
+    with pytest.raises(ConfigError, match="unknown exchange"):
+        Config.from_env()
