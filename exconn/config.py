@@ -27,6 +27,7 @@ from exconn.venues.driver import driver_for
 from exconn.venues.keys import Credentials, KeyKind
 
 ENVIRONMENTS = ("live", "testnet", "demo", "sim")
+ORDER_ENTRY = ("rest", "ws")
 # Environment variable holding the sealing key of the running system's credentials.
 SEAL_KEY_ENV = "EXCONN_SEAL_KEY"
 
@@ -101,6 +102,9 @@ class VenueUrls(msgspec.Struct, frozen=True):
     # USD-M's stream host (the listenKey path is added), Bybit's ``/v5/private``. None: the
     # environment's built-in one.
     private: str | None = None
+    # The order-entry WebSocket (``order_entry="ws"``): Binance spot's WebSocket API, Bybit's
+    # ``/v5/trade``. None: the environment's built-in one.
+    trade: str | None = None
 
 
 class WsSettings(msgspec.Struct, frozen=True):
@@ -130,10 +134,19 @@ class WsSettings(msgspec.Struct, frozen=True):
     # Private stream: how long the venue may take to acknowledge the auth/subscribe (or a
     # USD-M socket to open) before the socket is closed and opened again with backoff.
     auth_timeout_s: float = 10.0
+    # Private stream liveness (an account's stream may be silent for hours, so silence alone
+    # proves nothing): a heartbeat the venue must answer goes out this often (Bybit
+    # ``{"op":"ping"}``, Binance a WebSocket ping frame; never less often than the venue asks),
+    # and a socket from which nothing at all arrived for ``private_silence_s`` is taken for
+    # stalled: closed and opened again with backoff, then reconciled over REST.
+    private_heartbeat_s: float = 20.0
+    private_silence_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.subscriber_max_in_flight < 1:
             raise ConfigError("subscriber_max_in_flight must be at least 1")
+        if not 0 < self.private_heartbeat_s < self.private_silence_s:
+            raise ConfigError("private_silence_s must exceed private_heartbeat_s (> 0)")
 
 
 class ExchangeConfig(msgspec.Struct, frozen=True):
@@ -152,6 +165,10 @@ class ExchangeConfig(msgspec.Struct, frozen=True):
     # The account's API key (``exconn.venues.keys.Credentials``; ``exconn.start`` turns it into
     # ``SealedCredentials``). None: no account topics for this exchange.
     credentials: Any = None
+    # How orders are sent: "rest", or "ws" for the venue's order-entry WebSocket where it has
+    # one (Binance spot WebSocket API, Bybit ``/v5/trade``; Binance USD-M stays on REST), with
+    # the same semantics (see ``order_ws_urls``).
+    order_entry: str = "rest"
 
     def __post_init__(self) -> None:
         if self.credentials is not None and not isinstance(
@@ -165,6 +182,11 @@ class ExchangeConfig(msgspec.Struct, frozen=True):
         for m in self.markets:
             if m not in {x.value for x in Market}:
                 raise ConfigError(f"{self.name}: unknown market {m!r}; known: spot, linear")
+        if self.order_entry not in ORDER_ENTRY:
+            raise ConfigError(f"{self.name}: order_entry must be one of {ORDER_ENTRY}")
+        if self.order_entry == "ws" and self.name == "bybit" and self.environment == "demo":
+            raise ConfigError("bybit: the demo environment has no /v5/trade; use order_entry=rest")
+        self.order_ws_urls()  # a missing order-entry URL is a configuration error, found now
 
     def urls_for(self, market: str) -> VenueUrls:
         if market in self.urls:
@@ -188,6 +210,27 @@ class ExchangeConfig(msgspec.Struct, frozen=True):
             return driver_for(self.name).private_url(Market(market), self.environment)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+
+    def order_ws_urls(self) -> dict[str, str]:
+        """Market -> order-entry WebSocket URL, for the markets whose orders go over a
+        WebSocket (``order_entry="ws"`` and the venue has one); the others use REST."""
+        if self.order_entry != "ws":
+            return {}
+        out: dict[str, str] = {}
+        for market in self.markets:
+            if self.name == "binance" and market != "spot":
+                continue  # USD-M order entry stays on REST
+            explicit = self.urls.get(market)
+            if explicit is not None and explicit.trade is not None:
+                out[market] = explicit.trade
+            elif self.name == "binance":
+                out[market] = self.private_url_for(market)  # the WebSocket API
+            else:
+                private = self.private_url_for(market).rstrip("/")
+                if not private.endswith("/v5/private"):
+                    raise ConfigError(f"bybit {market}: give the /v5/trade URL (urls.trade)")
+                out[market] = private[: -len("private")] + "trade"
+        return out
 
 
 def _env_credentials(prefix: str) -> Credentials | None:
@@ -269,6 +312,7 @@ class Config(msgspec.Struct, frozen=True):
         bybit_markets: tuple[str, ...] = ("spot", "linear"),
         binance_keys: Credentials | tuple[str, str] | None = None,
         bybit_keys: Credentials | tuple[str, str] | None = None,
+        order_entry: str = "rest",
     ) -> Config:
         """Exchanges against running ``exconn.sim`` simulators. Binance: spot at
         ``rest_url``/``ws_url`` (None: no spot) and USD-M at ``linear`` = (rest_url, ws_url) of
@@ -277,7 +321,9 @@ class Config(msgspec.Struct, frozen=True):
         ``bybit_keys``: the account for account topics, ``Credentials`` or an HMAC
         (api_key, secret) pair such as a sim's ``api_keys()[0]`` (Binance spot:
         ``(k.hmac_key, k.hmac_secret)`` of ``api_keys(0)``); one Binance key serves both
-        Binance markets, so spot and USD-M together need a key both sims know."""
+        Binance markets, so spot and USD-M together need a key both sims know.
+        ``order_entry="ws"``: orders over the sims' WebSocket API (Binance spot) and
+        ``/v5/trade`` (Bybit)."""
         exchanges: list[ExchangeConfig] = []
         if bybit is not None:
             rest, ws_base = bybit
@@ -291,11 +337,13 @@ class Config(msgspec.Struct, frozen=True):
                             rest=rest,
                             ws=f"{ws_base.rstrip('/')}/v5/public/{m}",
                             private=f"{ws_base.rstrip('/')}/v5/private",
+                            trade=f"{ws_base.rstrip('/')}/v5/trade",
                         )
                         for m in bybit_markets
                     },
                     ws=ws or WsSettings(),
                     credentials=_credentials(bybit_keys),
+                    order_entry=order_entry,
                 )
             )
         urls: dict[str, VenueUrls] = {}
@@ -315,6 +363,7 @@ class Config(msgspec.Struct, frozen=True):
                     urls=urls,
                     ws=ws or WsSettings(),
                     credentials=_credentials(binance_keys),
+                    order_entry=order_entry,
                 ),
             )
         return cls(exchanges=tuple(exchanges), log_level=log_level)

@@ -611,6 +611,90 @@ OrderReply = OrderAccepted | OrderRejected | OrderOutcomeUnknown
 
 
 # --------------------------------------------------------------------------------------------
+# Engine -> exconn: order queries, answered from the exchange's read model (``OrderQuery``,
+# DESIGN §5). Sent to the root (``ex.ask(GetOpenOrders(exchange="bybit"))``), they reach that
+# exchange's ``OrderQuery``, which answers the asker; ``exchange`` is required there (an
+# ``OrderQuery`` asked directly ignores it). An exchange that is not configured, has no
+# credentials or whose read side is restarting answers ``QueryRejected``.
+class GetOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """One order by client id (market optional) or by exchange id (market and symbol
+    optional); answered with ``OrderView``."""
+
+    client_order_id: str | None = None
+    exchange_order_id: str | None = None
+    market: str | None = None
+    symbol: str | None = None
+    exchange: str | None = None
+
+
+class GetOpenOrders(msgspec.Struct, frozen=True):
+    """The open orders (of ``symbol`` / ``market`` if given); answered with ``OrdersView``."""
+
+    symbol: str | None = None
+    market: str | None = None
+    exchange: str | None = None
+
+
+class GetFills(msgspec.Struct, frozen=True):
+    """Every fill the read model holds (of ``symbol`` / ``market``); answered with
+    ``FillsView``."""
+
+    symbol: str | None = None
+    market: str | None = None
+    exchange: str | None = None
+
+
+class GetBalances(msgspec.Struct, frozen=True):
+    """Balances (of the account ``market``); answered with ``BalancesView``."""
+
+    market: str | None = None
+    exchange: str | None = None
+
+
+class GetPositions(msgspec.Struct, frozen=True):
+    """Positions (of ``symbol`` / ``market``); answered with ``PositionsView``."""
+
+    symbol: str | None = None
+    market: str | None = None
+    exchange: str | None = None
+
+
+OrderQueryMessage = GetOrder | GetOpenOrders | GetFills | GetBalances | GetPositions
+
+
+class OrderView(msgspec.Struct, frozen=True):
+    order: Any  # OrderUpdate or None
+
+
+class OrdersView(msgspec.Struct, frozen=True):
+    orders: tuple[Any, ...]  # OrderUpdate
+
+
+class FillsView(msgspec.Struct, frozen=True):
+    fills: tuple[Any, ...]  # Fill
+
+
+class BalancesView(msgspec.Struct, frozen=True):
+    balances: tuple[Any, ...]  # BalanceUpdate
+
+
+class PositionsView(msgspec.Struct, frozen=True):
+    positions: tuple[Any, ...]  # PositionUpdate
+
+
+class QueryRejected(msgspec.Struct, frozen=True, kw_only=True):
+    """An order query that could not be answered: ``reason`` names the exconn error class
+    (``ConfigError``: exchange not configured or without credentials, or no ``exchange``
+    given; ``ExchangeDown``: its read side is restarting, ask again), ``query`` is the
+    query itself."""
+
+    exchange: str
+    query: Any  # OrderQueryMessage
+    reason: str
+    message: str
+
+
+# --------------------------------------------------------------------------------------------
 # Engine <-> exconn: status queries
 class GetStatus(msgspec.Struct, frozen=True):
     """Ask the root for the state of the tree; answered with ``SystemStatus``."""
@@ -709,6 +793,8 @@ class UserStreamInit(msgspec.Struct, frozen=True):
     backoff_max_s: float = 60.0
     ack_timeout_s: float = 10.0
     rest_budget_dir: str | None = None
+    heartbeat_s: float = 20.0  # WsSettings.private_heartbeat_s
+    silence_s: float = 30.0  # WsSettings.private_silence_s
 
 
 class AccountRoute(msgspec.Struct, frozen=True):

@@ -1,14 +1,17 @@
-"""Suite-wide fixtures: where the shared corpus is, and the check that no process outlives the
-suite (Thespian systems included)."""
+"""Suite-wide fixtures: where the shared corpus is, the check that no process outlives the
+suite (Thespian systems included), and simulators with a still market."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from exconn.sim import BinanceSpotSim, BinanceUsdmSim, BybitSim
 
 SHARED = Path(os.environ.get("EXCONN_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 CORPUS = SHARED / "corpus"
@@ -82,3 +85,38 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     elif reporter and os.environ.get("EXCONN_TEST_RUN"):
         reporter.write_line("no process started by the suite is left")
+
+
+# Simulators with a still market (resting orders stay resting), for the account and order
+# tests; a module that needs other settings defines its own fixture of the same name.
+@pytest.fixture
+def spot_sim() -> Iterator[BinanceSpotSim]:
+    sim = BinanceSpotSim(seed=7, depth_interval_ms=50)
+    try:
+        sim.start()
+        sim.pause()
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+def usdm_sim() -> Iterator[BinanceUsdmSim]:
+    sim = BinanceUsdmSim(seed=7, depth_interval_ms=50)
+    try:
+        sim.start()
+        sim.pause()
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+def bybit_sim() -> Iterator[BybitSim]:
+    sim = BybitSim(seed=5, depth_interval_ms=50, levels=60)
+    try:
+        sim.start()
+        sim.pause()
+        yield sim
+    finally:
+        sim.stop()

@@ -14,6 +14,20 @@ from typing import Any
 
 import msgspec
 
+# The public queries and their answers live in ``exconn.messages`` (engines send them through
+# the root, see ``RoutedQuery``); re-exported here for the order actors and older imports.
+from exconn.messages import BalancesView as BalancesView
+from exconn.messages import FillsView as FillsView
+from exconn.messages import GetBalances as GetBalances
+from exconn.messages import GetFills as GetFills
+from exconn.messages import GetOpenOrders as GetOpenOrders
+from exconn.messages import GetOrder as GetOrder
+from exconn.messages import GetPositions as GetPositions
+from exconn.messages import OrderRejected, QueryRejected
+from exconn.messages import OrdersView as OrdersView
+from exconn.messages import OrderView as OrderView
+from exconn.messages import PositionsView as PositionsView
+
 # thespian ActorAddress: not a msgspec type, pickled by Thespian with the message.
 ActorRef = Any
 
@@ -38,6 +52,9 @@ class OrderCommandInit(msgspec.Struct, frozen=True, kw_only=True):
     resolve_max_s: float = 10.0
     resolve_attempts: int = 8
     rest_timeout_s: float = 10.0
+    # Market -> order-entry WebSocket URL (``ExchangeConfig.order_ws_urls``); markets not in
+    # it send orders over REST.
+    order_ws_urls: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class OrderQueryInit(msgspec.Struct, frozen=True, kw_only=True):
@@ -99,60 +116,11 @@ class Reconcile(msgspec.Struct, frozen=True):
 
 
 # -------------------------------------------------------------------------- query side: queries
-class GetOrder(msgspec.Struct, frozen=True, kw_only=True):
-    """One order by client id (market optional) or by exchange id (market and symbol
-    optional); answered with ``OrderView``."""
-
-    client_order_id: str | None = None
-    exchange_order_id: str | None = None
-    market: str | None = None
-    symbol: str | None = None
-
-
-class GetOpenOrders(msgspec.Struct, frozen=True):
-    symbol: str | None = None
-    market: str | None = None
-
-
-class GetFills(msgspec.Struct, frozen=True):
-    symbol: str | None = None
-    market: str | None = None
-
-
-class GetBalances(msgspec.Struct, frozen=True):
-    market: str | None = None
-
-
-class GetPositions(msgspec.Struct, frozen=True):
-    symbol: str | None = None
-    market: str | None = None
-
-
 class GetOrderActorInfo(msgspec.Struct, frozen=True):
     """Either order actor answers with ``OrderActorInfo``."""
 
 
 # -------------------------------------------------------------------------- answers
-class OrderView(msgspec.Struct, frozen=True):
-    order: Any  # exconn.messages.OrderUpdate or None
-
-
-class OrdersView(msgspec.Struct, frozen=True):
-    orders: tuple[Any, ...]  # exconn.messages.OrderUpdate
-
-
-class FillsView(msgspec.Struct, frozen=True):
-    fills: tuple[Any, ...]  # exconn.messages.Fill
-
-
-class BalancesView(msgspec.Struct, frozen=True):
-    balances: tuple[Any, ...]  # exconn.messages.BalanceUpdate
-
-
-class PositionsView(msgspec.Struct, frozen=True):
-    positions: tuple[Any, ...]  # exconn.messages.PositionUpdate
-
-
 class OrderEvents(msgspec.Struct, frozen=True):
     """``OrderQuery`` -> subscribers: what the read model published, in order."""
 
@@ -190,14 +158,26 @@ class RoutedCommand(msgspec.Struct, frozen=True):
     reply_to: ActorRef
 
 
+class RoutedQuery(msgspec.Struct, frozen=True):
+    """Root -> ExchangeSupervisor -> ``OrderQuery``: an engine's order query
+    (``exconn.messages.OrderQueryMessage``) and the address its answer goes to, the sibling of
+    ``RoutedCommand``: ``OrderQuery`` answers ``reply_to`` as if it had been asked directly."""
+
+    query: Any
+    reply_to: ActorRef
+
+
+def query_refusal(exchange: str | None, query: Any, reason: str, message: str) -> QueryRejected:
+    """The answer to a query nobody can serve (see ``QueryRejected``)."""
+    return QueryRejected(exchange=exchange or "", query=query, reason=reason, message=message)
+
+
 _ACTIONS = {"PlaceOrder": "place", "AmendOrder": "amend", "CancelOrder": "cancel"}
 
 
 def refusals(command: Any, reason: str, message: str) -> list[Any]:
     """``OrderRejected`` for every order of ``command`` that was not sent anywhere (no order
     actor to take it): nothing reached the venue, the engine may send it again."""
-    from exconn.messages import OrderRejected  # local: messages imports nothing from here
-
     items = getattr(command, "orders", None)
     out: list[Any] = []
     for cmd in items if items is not None else (command,):

@@ -3,6 +3,12 @@ applies private-stream events and what ``OrderCommand`` tells it, answers querie
 reconciles by REST on start and on ``Reconcile``; everything the model publishes goes to the
 subscribers given in its init as ``OrderEvents``.
 
+Under a system (``rest_budget_dir`` set) every fill it published is also written to a durable
+journal (``exconn.orders.journal_store``: after handing it to delivery, so a crash in between
+can repeat a fill, never lose one). A restarted OrderQuery reads them back into its read model
+before its start-up reconcile: the "fills since" cursors continue and only fills no
+subscriber got are published.
+
 ``VenueOrders`` (also used by ``OrderCommand``) is the venue I/O both actors share: signed
 REST clients per market, the order-entry module, the query of one order by client id and the
 REST picture a reconcile merges (``exconn.orders.reconcile``).
@@ -41,6 +47,7 @@ from exconn.actors.order_messages import (
     PositionsView,
     Reconcile,
     ReconcileDone,
+    RoutedQuery,
     Submitted,
     UserEvents,
 )
@@ -60,6 +67,7 @@ from exconn.messages import (
 )
 from exconn.model.enums import Market, OrderStatus
 from exconn.model.instruments import Instrument
+from exconn.orders.journal_store import JournalStore, fills_to_keep, store_dir
 from exconn.orders.read_model import ReadModel
 from exconn.orders.reconcile import FillQuery, RestPicture, fill_queries, orders_to_query, reconcile
 from exconn.outbox import Outbox, Route, routes_of
@@ -400,6 +408,7 @@ class OrderQuery(Actor):
         self.routes: dict[str, tuple[Route, ...]] = {}
         self.route_seq = -1
         self.reconciles = 0
+        self.fill_store: JournalStore[Fill] | None = None
         self.log = logger
         self.sender = TrackedSender(self, Delivery())
 
@@ -410,11 +419,16 @@ class OrderQuery(Actor):
             self.log.exception("order query: unexpected error handling {}", type(message))
 
     def _dispatch(self, message: Any, sender: Any) -> None:
+        if isinstance(message, RoutedQuery):
+            # An engine's query through the root: answer the asker, not the supervisor.
+            message, sender = message.query, message.reply_to
         if isinstance(message, OrderQueryInit):
             self._on_init(message, sender)
         elif isinstance(message, ActorExitRequest):
             if self.venue is not None:
                 self.venue.close()
+            if self.fill_store is not None:
+                self.fill_store.close()
         elif isinstance(message, AccountRoute):
             # From the supervisor and (ahead of their events) from the private streams.
             if message.seq >= self.route_seq:
@@ -430,7 +444,7 @@ class OrderQuery(Actor):
         elif isinstance(message, CommandReply):
             self._on_command_reply(message)
         elif isinstance(message, Reconcile):
-            self.send(sender, self._reconcile())
+            self.send(sender, self._reconcile("asked"))
         elif isinstance(message, GetOrder | GetOpenOrders | GetFills | GetBalances | GetPositions):
             self.send(sender, self._answer(message))
         elif isinstance(message, GetOrderActorInfo):
@@ -444,6 +458,7 @@ class OrderQuery(Actor):
         self.init = msg
         self.model = ReadModel(msg.exchange)
         self.subscribers = list(msg.subscribers)
+        self._restore_fills(msg)
         try:
             self.venue = VenueOrders(
                 msg.exchange,
@@ -457,10 +472,38 @@ class OrderQuery(Actor):
         except errors.ExconnError as exc:
             self.log.error("order query: cannot start: {}", exc)
         if self.venue is not None and msg.reconcile_on_start:
-            done = self._reconcile()
+            done = self._reconcile("start")
             if done.error:
                 self.log.warning("order query: start-up reconcile failed: {}", done.error)
         self.send(sender, OrderActorStarted(name=f"order-query.{msg.exchange}", pid=os.getpid()))
+
+    def _restore_fills(self, msg: OrderQueryInit) -> None:
+        """The fills published before a restart, back into the read model (published again
+        to nobody): they are what the start-up reconcile must not emit a second time."""
+        directory = store_dir(msg.rest_budget_dir)
+        if directory is None:
+            return
+        self.fill_store = JournalStore(directory / f"fills-{msg.exchange}.jsonl", Fill)
+        fills = self.fill_store.load()
+        assert self.model is not None
+        for fill in fills:
+            if fill.exchange == msg.exchange:
+                self.model.apply_fill(fill)
+        if fills or self.fill_store.torn or self.fill_store.bad:
+            self.log.info(
+                "order query: {} published fills restored from the journal ({} torn, {} bad lines)",
+                len(fills),
+                self.fill_store.torn,
+                self.fill_store.bad,
+            )
+
+    def _record_published(self, events: list[Any]) -> None:
+        store = self.fill_store
+        if store is None:
+            return
+        store.append_many(e for e in events if isinstance(e, Fill))
+        if store.needs_compaction and self.model is not None:
+            store.compact(fills_to_keep(self.model.fills()))
 
     # ------------------------------------------------------------------ command side input
     def _on_command_reply(self, msg: CommandReply) -> None:
@@ -490,7 +533,7 @@ class OrderQuery(Actor):
         self._publish(events)
 
     # ------------------------------------------------------------------ reconcile
-    def _reconcile(self) -> ReconcileDone:
+    def _reconcile(self, why: str) -> ReconcileDone:
         assert self.model is not None
         exchange = self.model.exchange
         if self.venue is None:
@@ -503,15 +546,18 @@ class OrderQuery(Actor):
         events, report = reconcile(self.model, picture)
         self.reconciles += 1
         self._publish(events)
-        if report.changed:
-            self.log.info(
-                "order query: reconcile changed {} orders, {} missed fills, {} balances, "
-                "{} positions",
-                report.orders_changed,
-                report.missed_fills,
-                report.balances_changed,
-                report.positions_changed,
-            )
+        # Rare (start, restart of an order actor, reconnect of a private stream): INFO.
+        self.log.info(
+            "order query: reconcile ({}): {} order updates, {} missed fills, {} balances, "
+            "{} positions published; {} unknown resolved, {} unresolved",
+            why,
+            report.orders_changed,
+            report.missed_fills,
+            report.balances_changed,
+            report.positions_changed,
+            len(report.resolved),
+            len(report.unresolved),
+        )
         return ReconcileDone(exchange, report=report, published=len(events))
 
     def _publish(self, events: list[Any]) -> None:
@@ -525,6 +571,7 @@ class OrderQuery(Actor):
             route_events(events, self.routes, out)
             if out:
                 self.sender.publish(out)
+        self._record_published(events)
 
     # ------------------------------------------------------------------ queries
     def _answer(self, q: Any) -> Any:

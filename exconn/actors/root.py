@@ -1,5 +1,6 @@
 """Root: spawned by ``exconn.start``; creates the router and one supervisor per exchange,
-forwards engine commands to them, and restarts either if it dies.
+forwards engine commands to them (order commands and order queries to the exchange's
+supervisor, which hands them to its order actors), and restarts either if it dies.
 
 The root keeps its own copy of who subscribed to what, so a restarted router gets every
 subscription back; a restarted supervisor gets its streams back from the router. A crash in
@@ -16,7 +17,7 @@ from typing import Any
 from loguru import logger
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited, WakeupMessage
 
-from exconn.actors.order_messages import RoutedCommand, refusals
+from exconn.actors.order_messages import RoutedCommand, RoutedQuery, query_refusal, refusals
 from exconn.actors.router import MarketDataRouter
 from exconn.actors.supervisor import ExchangeSupervisor
 from exconn.actors.timers import Timers
@@ -26,6 +27,11 @@ from exconn.messages import (
     CancelAll,
     CancelOrder,
     CancelOrders,
+    GetBalances,
+    GetFills,
+    GetOpenOrders,
+    GetOrder,
+    GetPositions,
     GetStatus,
     PlaceOrder,
     PlaceOrders,
@@ -187,16 +193,49 @@ class Root(ActorTypeDispatcher):
         if slot is not None and slot.address is not None:
             self.send(slot.address, RoutedCommand(command, sender))
             return
-        if slot is None:
-            reason, text = "ConfigError", f"exchange {exchange!r} is not configured"
-        else:
-            reason, text = "ExchangeDown", f"{exchange} supervisor is restarting: nothing was sent"
+        reason, text = unroutable(exchange, slot is not None, "nothing was sent")
         for reply in refusals(command, reason, text):
             self.send(sender, reply)
+
+    # -- order queries: the same way to the exchange's OrderQuery (``RoutedQuery``), which
+    # answers the asker.
+    def receiveMsg_GetOrder(self, msg: GetOrder, sender: Any) -> None:
+        self._route_query(msg, sender)
+
+    def receiveMsg_GetOpenOrders(self, msg: GetOpenOrders, sender: Any) -> None:
+        self._route_query(msg, sender)
+
+    def receiveMsg_GetFills(self, msg: GetFills, sender: Any) -> None:
+        self._route_query(msg, sender)
+
+    def receiveMsg_GetBalances(self, msg: GetBalances, sender: Any) -> None:
+        self._route_query(msg, sender)
+
+    def receiveMsg_GetPositions(self, msg: GetPositions, sender: Any) -> None:
+        self._route_query(msg, sender)
+
+    def _route_query(self, query: Any, sender: Any) -> None:
+        exchange = query.exchange
+        slot = self.supervisors.get(exchange) if exchange else None
+        if slot is not None and slot.address is not None:
+            self.send(slot.address, RoutedQuery(query, sender))
+            return
+        reason, text = unroutable(exchange, slot is not None, "ask again")
+        self.send(sender, query_refusal(exchange, query, reason, text))
 
     def receiveMsg_GetStatus(self, msg: GetStatus, sender: Any) -> None:
         supervisors = {n: s.address for n, s in self.supervisors.items() if s.address is not None}
         self.send(sender, TreeStatus(self.router.address, supervisors, self.restarts, os.getpid()))
+
+
+def unroutable(exchange: str | None, configured: bool, restarting_hint: str) -> tuple[str, str]:
+    """(reason, message) for an order command or query the root cannot hand to ``exchange``'s
+    supervisor: none named, none configured, or (``configured``) it is being restarted."""
+    if not exchange:
+        return "ConfigError", "no exchange named: order messages sent to the root need exchange="
+    if not configured:
+        return "ConfigError", f"exchange {exchange!r} is not configured"
+    return "ExchangeDown", f"{exchange} supervisor is restarting: {restarting_hint}"
 
 
 def _by_exchange(orders: Any) -> dict[str, list[Any]]:

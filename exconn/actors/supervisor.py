@@ -7,7 +7,8 @@ back. Subscribers of a dead connection's books get a ``BookReset`` at once.
 With credentials it also runs the order path (DESIGN §5): one ``OrderQuery`` (the read model;
 it reconciles by REST on every start) and one ``OrderCommand``, restarted with backoff like the
 connections. The private streams feed the query (``SetQueryActor``), which publishes the
-account topics; order commands from the root (``RoutedCommand``) go to the command actor.
+account topics; order commands from the root (``RoutedCommand``) go to the command actor, order
+queries (``RoutedQuery``) to the query actor.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ from exconn.actors.order_messages import (
     OrderActorStarted,
     OrderCommandInit,
     OrderQueryInit,
+    Reconcile,
     RoutedCommand,
+    RoutedQuery,
     SetQueryActor,
+    query_refusal,
     refusals,
 )
 from exconn.actors.order_query import OrderQuery
@@ -58,7 +62,7 @@ from exconn.venues.driver import VenueDriver, driver_for
 
 # A child that lived this long is healthy again: its next failure starts the backoff anew.
 HEALTHY_AFTER_SECONDS = 30.0
-# Order commands held until the order actors first start (instruments still loading).
+# Order commands and queries held until the order actors first start (instruments loading).
 MAX_EARLY_COMMANDS = 1000
 
 
@@ -136,7 +140,7 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         self.order_command = _OrderChild("order-command")
         self.order_started = False  # the order actors were started once
         self.query_ready = False  # the first OrderQuery answered its init
-        self.early_commands: list[RoutedCommand] = []
+        self.early_commands: list[RoutedCommand | RoutedQuery] = []
         self.restarts = 0
         self.timers = Timers(self)
         self.load_backoff = Backoff()
@@ -331,6 +335,8 @@ class ExchangeSupervisor(ActorTypeDispatcher):
                 backoff_max_s=cfg.ws.backoff_max_s,
                 ack_timeout_s=cfg.ws.auth_timeout_s,
                 rest_budget_dir=cfg.rest_budget_dir,
+                heartbeat_s=cfg.ws.private_heartbeat_s,
+                silence_s=cfg.ws.private_silence_s,
             ),
         )
 
@@ -352,7 +358,10 @@ class ExchangeSupervisor(ActorTypeDispatcher):
                 self.query_ready = True  # the streams then publish straight to subscribers
         early, self.early_commands = self.early_commands, []
         for routed in early:
-            self._on_command(routed)
+            if isinstance(routed, RoutedQuery):
+                self._on_query(routed)
+            else:
+                self._on_command(routed)
 
     def _order_setup(self) -> dict[str, Any]:
         assert self.init is not None
@@ -386,7 +395,12 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         slot.address = self.createActor(OrderCommand)
         slot.started_at = time.monotonic()
         self.send(
-            slot.address, OrderCommandInit(query=self.order_query.address, **self._order_setup())
+            slot.address,
+            OrderCommandInit(
+                query=self.order_query.address,
+                order_ws_urls=self.init.config.order_ws_urls() if self.init else {},
+                **self._order_setup(),
+            ),
         )
 
     def receiveMsg_RoutedCommand(self, msg: RoutedCommand, sender: Any) -> None:
@@ -407,6 +421,26 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         for reply in refusals(msg.command, reason, text):
             self.send(msg.reply_to, reply)
 
+    def receiveMsg_RoutedQuery(self, msg: RoutedQuery, sender: Any) -> None:
+        self._on_query(msg)
+
+    def _on_query(self, msg: RoutedQuery) -> None:
+        # Thespian delivers one sender's messages in order: a query sent after the query
+        # actor's init is answered from its read model once the start-up reconcile is done.
+        if self.order_query.address is not None:
+            self.send(self.order_query.address, msg)
+            return
+        has_keys = self.init is None or self.init.config.credentials is not None
+        if has_keys and not self.order_started and len(self.early_commands) < MAX_EARLY_COMMANDS:
+            self.early_commands.append(msg)  # asked once the instruments are loaded
+            return
+        exchange = self.init.exchange if self.init is not None else None
+        if not has_keys:
+            reason, text = "ConfigError", self._no_keys().replace("account topics", "orders")
+        else:
+            reason, text = "ExchangeDown", "the order query actor is restarting: ask again"
+        self.send(msg.reply_to, query_refusal(exchange, msg.query, reason, text))
+
     def receiveMsg_OrderActorStarted(self, msg: OrderActorStarted, sender: Any) -> None:
         self.log.info("{} started (pid {})", msg.name, msg.pid)
         if sender == self.order_query.address and not self.query_ready:
@@ -419,9 +453,13 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         if slot.address is not None or self.exiting:
             return
         if slot is self.order_query:
-            self._start_query()
+            self._start_query()  # it reconciles on start
         else:
             self._start_command()
+            # Whatever the dead command had sent and not yet told the query is at the venue
+            # only: reconcile (the report goes to the log; the ReconcileDone here is ignored).
+            if self.order_query.address is not None:
+                self.send(self.order_query.address, Reconcile())
 
     def _planner(self, market: str, route: str) -> ShardPlanner:
         planner = self.planners.get((market, route))

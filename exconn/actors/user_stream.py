@@ -10,7 +10,12 @@ wires the socket (watched by Thespian, ``ThespianWatch`` on every exit path), th
 Lifecycle: (USD-M: create a listenKey over REST, keep it alive every 30 min) -> connect ->
 send the handler's open frames (Bybit auth + subscribe, Binance spot
 ``userDataStream.subscribe.signature``; USD-M none) -> the venue must acknowledge within
-``WsSettings.auth_timeout_s``, else the socket is closed and opened again with backoff. A lost
+``WsSettings.auth_timeout_s``, else the socket is closed and opened again with backoff. The
+signed open frames carry the venue's time, not the local clock: the venue's time endpoint is
+sampled over REST before connecting (``RestClient.sync_clock``, the same ``ClockOffset`` as
+signed REST requests), and a refusal for clock skew resyncs it. A heartbeat the venue must
+answer goes out every ``WsSettings.private_heartbeat_s`` (``exconn.transport.heartbeat``): a
+socket that answers nothing for ``private_silence_s`` is stalled, closed and reopened. A lost
 socket is reopened with backoff, forever; ``listenKeyExpired`` (or a keepalive answered
 -1125) gets a new key and a new socket; spot's ``eventStreamTerminated`` subscribes again.
 A refused key (``AuthError``) goes to every subscriber of the exchange's account topics as an
@@ -59,6 +64,7 @@ from exconn.messages import (
 from exconn.model.enums import Market
 from exconn.outbox import Outbox, Route, routes_of
 from exconn.transport.backoff import Backoff
+from exconn.transport.heartbeat import Beat, Heartbeat
 from exconn.transport.rest import RestClient
 from exconn.transport.ws import WsClosed, WsConnection
 from exconn.venues.driver import ListenKeySteps, VenueDriver, driver_for
@@ -147,6 +153,9 @@ class UserStreamConnection(Actor):
         self.conn: WsConnection | None = None
         self.opened_at = 0.0
         self.handshake = Handshake(10.0)
+        self.heartbeat: Heartbeat | None = None  # the open socket's liveness
+        self.control_seen = 0  # the socket's ping/pong frames already counted as heard
+        self.stalls = 0  # sockets closed because nothing was heard
         self.routes: dict[str, tuple[Route, ...]] = {}
         self.query: Any = None  # the exchange's OrderQuery (None: publish to routes directly)
         self.route: AccountRoute | None = None  # the last table, forwarded to the query
@@ -215,16 +224,17 @@ class UserStreamConnection(Actor):
         self.handler = self.driver.user_stream_handler(msg.markets, msg.instruments)
         if len(msg.markets) == 1:
             self.steps = self.driver.listen_key_steps(Market(msg.markets[0]))
-        if self.steps is not None:
-            rules = self.driver.rest_rules(Market(msg.markets[0]))
-            self.rest = RestClient(
-                msg.rest_url,
-                exchange=msg.exchange,
-                error_for=rules.error_for,
-                error_decoder=rules.error_decoder,
-                venue=rules.venue,
-                budget_dir=msg.rest_budget_dir,
-            )
+        # listenKey requests (USD-M), or the venue's time for the signed open frames: the
+        # same clock-offset estimate as the REST client's signed requests.
+        rules = self.driver.rest_rules(Market(msg.markets[0]))
+        self.rest = RestClient(
+            msg.rest_url,
+            exchange=msg.exchange,
+            error_for=rules.error_for,
+            error_decoder=rules.error_decoder,
+            venue=rules.venue,
+            budget_dir=msg.rest_budget_dir,
+        )
         self._connect()
 
     # -- socket ---------------------------------------------------------------------------------
@@ -234,6 +244,7 @@ class UserStreamConnection(Actor):
             return
         if self.steps is not None and handler.needs_listen_key and not self._new_listen_key():
             return
+        self._sync_clock()
         url = self.driver.user_connect_url(handler, init.private_url)
         conn = WsConnection(url, connect_timeout=init.ack_timeout_s)
         try:
@@ -249,14 +260,37 @@ class UserStreamConnection(Actor):
         self.conn = conn
         self.opened_at = time.monotonic()
         self.log.info("private stream connected")
+        interval = init.heartbeat_s
+        if self.driver.user_ping_interval_s is not None:  # never less often than the venue asks
+            interval = min(interval, self.driver.user_ping_interval_s)
+        self.heartbeat = Heartbeat(interval, init.silence_s, self.opened_at)
+        self.control_seen = 0
+        timers.start("heartbeat", self.heartbeat.next_check(self.opened_at))
         self._open_frames()
-        interval = self.driver.user_ping_interval_s
-        if interval is not None:
-            timers.ensure("ping", interval)
+
+    def _sync_clock(self) -> None:
+        """Estimate the venue's clock before signing open frames (Bybit's auth ``expires``,
+        Binance's subscribe ``timestamp``): a local clock off by more than the venue's slack
+        would have every auth refused. USD-M's listenKey socket signs nothing."""
+        rest = self.rest
+        if rest is None or self.steps is not None:
+            return
+        if not rest.clock.needs_sync(time.time() * 1000, rest.resync_interval * 1000):
+            return
+        try:
+            offset = rest.sync_clock()
+        except errors.ExconnError as exc:
+            self.log.warning("venue time unavailable, signing with the last estimate: {}", exc)
+            return
+        self.log.debug("venue clock offset {:.1f} ms", offset)
+
+    def _server_now_ms(self) -> int:
+        now_ms = time.time_ns() / 1_000_000
+        return int(now_ms) if self.rest is None else self.rest.clock.timestamp_ms(now_ms)
 
     def _open_frames(self) -> None:
         assert self.handler is not None and self.timers is not None
-        frames = self.handler.open_frames(self.credentials, time.time_ns() // 1_000_000)
+        frames = self.handler.open_frames(self.credentials, self._server_now_ms())
         for frame in frames:
             if not self._send_frame(frame):
                 return
@@ -329,6 +363,11 @@ class UserStreamConnection(Actor):
         except WsClosed as exc:
             self._lost(self._safe(exc))
             return
+        if self.heartbeat is not None and (
+            frames or conn.control_frames_received != self.control_seen
+        ):
+            self.control_seen = conn.control_frames_received
+            self.heartbeat.heard(time.monotonic())
         events: list[Any] = []
         for raw in frames:
             self.frames += 1
@@ -364,6 +403,8 @@ class UserStreamConnection(Actor):
             assert self.timers is not None
             self.timers.start("reconnect", 0)
         elif step is Step.RECONNECT:
+            if isinstance(self.handler.error, errors.ClockSkew) and self.rest is not None:
+                self.rest.clock.invalidate()  # the next socket signs with a fresh estimate
             self._lost(f"handshake refused: {self.handler.error}")
         elif step is Step.RESUBSCRIBE:
             self.log.warning("the venue ended the subscription: subscribing again")
@@ -387,8 +428,10 @@ class UserStreamConnection(Actor):
         if self.handler is not None:
             self.handler.on_disconnect()
         self.handshake.closed()
+        self.heartbeat = None
         if self.timers is not None:
             self.timers.cancel("ack")
+            self.timers.cancel("heartbeat")
 
     def _lost(self, reason: str) -> None:
         if self.conn is not None and time.monotonic() - self.opened_at > HEALTHY_AFTER_SECONDS:
@@ -437,18 +480,40 @@ class UserStreamConnection(Actor):
                 self._lost(f"no acknowledgement within {self.handshake.ack_timeout_s} s")
         elif purpose == "keepalive":
             self._keepalive()
-        elif purpose == "ping":
-            self._ping()
+        elif purpose == "heartbeat":
+            self._heartbeat()
 
-    def _ping(self) -> None:
-        interval = self.driver.user_ping_interval_s
-        if self.handler is None or interval is None or self.timers is None:
+    def _heartbeat(self) -> None:
+        """Ping the venue, or give up on a socket that has answered nothing for too long."""
+        self._on_readable()  # frames already waiting count as heard, however busy the mailbox
+        hb, timers = self.heartbeat, self.timers
+        if hb is None or self.conn is None or timers is None:
             return
+        now = time.monotonic()
+        beat = hb.check(now)
+        if beat is Beat.DEAD:
+            self.stalls += 1
+            self._lost(f"nothing heard for {hb.silent_for(now):.1f} s: the socket is stalled")
+            return
+        if beat is Beat.PING and not self._send_ping():
+            return
+        timers.start("heartbeat", hb.next_check(time.monotonic()))
+
+    def _send_ping(self) -> bool:
+        """The venue's own heartbeat (Bybit ``{"op":"ping"}``) or a WebSocket ping frame."""
+        assert self.handler is not None
         frame = self.handler.ping_frame()
-        if self.conn is not None and frame is not None:
-            self._send_frame(frame)
-        if self.conn is not None:
-            self.timers.ensure("ping", interval)
+        if frame is not None:
+            return self._send_frame(frame)
+        conn = self.conn
+        if conn is None:
+            return False
+        try:
+            conn.send_ping()
+        except WsClosed as exc:
+            self._lost(self._safe(exc))
+            return False
+        return True
 
     def _safe(self, exc: Exception) -> str:
         """An error's text without the listenKey (the USD-M URL carries it)."""
@@ -468,6 +533,7 @@ class UserStreamConnection(Actor):
             reconnects=self.reconnects,
             malformed=h.malformed if h else 0,
             key_renewals=self.key_renewals,
+            stalls=self.stalls,
         )
 
     def _close(self) -> None:
@@ -478,8 +544,27 @@ class UserStreamConnection(Actor):
                 with contextlib.suppress(WsClosed):
                     conn.send_text(frame.decode())
         self._drop_socket()
+        self._close_listen_key()
         if self.rest is not None:
             self.rest.close()
+
+    def _close_listen_key(self) -> None:
+        """USD-M: end the key at the venue rather than leave it live for its last hour (the
+        venue keeps pushing to it). Best effort: shutdown must not wait on a failing venue."""
+        handler, steps, rest = self.handler, self.steps, self.rest
+        if handler is None or steps is None or rest is None:
+            return
+        if getattr(handler, "listen_key", None) is None:
+            return
+        req = steps.close(self.credentials)
+        try:
+            rest.request(
+                req.method, req.path, req.params, steps.decoder, api_key_headers=req.headers
+            )
+        except errors.ExconnError as exc:
+            self.log.info("listenKey not closed at shutdown: {}", self._safe(exc))
+        else:
+            self.log.info("listenKey closed")
 
 
 class UserStreamStatus:
@@ -495,6 +580,7 @@ class UserStreamStatus:
         reconnects: int,
         malformed: int,
         key_renewals: int = 0,
+        stalls: int = 0,
     ) -> None:
         self.name = name
         self.pid = pid
@@ -504,3 +590,4 @@ class UserStreamStatus:
         self.reconnects = reconnects
         self.malformed = malformed
         self.key_renewals = key_renewals
+        self.stalls = stalls  # sockets given up because nothing at all was heard

@@ -362,11 +362,16 @@ class Intent:
     exchange_order_id: str | None = None
     last_reply: OrderReply | None = None
     history: list[IntentState] = field(default_factory=list)
+    order: PlaceOrder | None = None  # what was recorded (a durable journal keeps it)
+    sent_at: float | None = None  # wall-clock seconds of the last send
 
 
 class IntentJournal:
     """Placement intents by (exchange, market, client order id). In memory; an actor that
     holds it must resolve ``unresolved()`` by query after a restart of the venue connection.
+    ``listener`` is told every state change (``begin_send`` included, before the send), so
+    an actor can keep the journal durable (``exconn.orders.journal_store``) and ``restore``
+    it after its own restart.
 
     Life of an intent: ``record`` -> ``begin_send`` (IN_FLIGHT; the only way to get a
     permission to send) -> ``settle`` with the reply (ACCEPTED / REJECTED / UNKNOWN) or
@@ -376,8 +381,9 @@ class IntentJournal:
     under the same client id: the venue holds no order under it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, listener: Callable[[Intent], None] | None = None) -> None:
         self._intents: dict[tuple[str, str, str], Intent] = {}
+        self._listener = listener
 
     @staticmethod
     def _key(exchange: str, market: str, client_order_id: str) -> tuple[str, str, str]:
@@ -411,7 +417,9 @@ class IntentJournal:
                     market=str(order.market),
                 )
             return found
-        intent = Intent(cid, str(order.exchange), str(order.market), order.symbol, fingerprint)
+        intent = Intent(
+            cid, str(order.exchange), str(order.market), order.symbol, fingerprint, order=order
+        )
         intent.history.append(intent.state)
         self._intents[key] = intent
         return intent
@@ -419,6 +427,41 @@ class IntentJournal:
     def _move(self, intent: Intent, state: IntentState) -> Intent:
         intent.state = state
         intent.history.append(state)
+        if self._listener is not None:
+            self._listener(intent)
+        return intent
+
+    def restore(
+        self,
+        order: PlaceOrder,
+        state: IntentState,
+        *,
+        attempts: int = 0,
+        exchange_order_id: str | None = None,
+        sent_at: float | None = None,
+    ) -> Intent:
+        """An intent read back from a durable journal after a restart (the listener is not
+        told). One that was IN_FLIGHT when the process died is UNKNOWN: the send may have
+        reached the venue."""
+        if state is IntentState.IN_FLIGHT:
+            state = IntentState.UNKNOWN
+        cid = order.client_order_id
+        if cid is None:
+            raise ValueError("a restored intent must carry its client order id")
+        intent = Intent(
+            cid,
+            str(order.exchange),
+            str(order.market),
+            order.symbol,
+            order_fingerprint(order),
+            state=state,
+            attempts=attempts,
+            exchange_order_id=exchange_order_id,
+            history=[state],
+            order=order,
+            sent_at=sent_at,
+        )
+        self._intents[self._key(order.exchange, order.market, cid)] = intent
         return intent
 
     def begin_send(self, exchange: str, market: str, client_order_id: str) -> Intent:
@@ -440,6 +483,7 @@ class IntentJournal:
                 market=str(market),
             )
         intent.attempts += 1
+        intent.sent_at = time.time()
         return self._move(intent, IntentState.IN_FLIGHT)
 
     def not_sent(self, exchange: str, market: str, client_order_id: str) -> Intent:

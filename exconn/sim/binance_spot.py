@@ -167,7 +167,9 @@ async def _serve_ws(
             if msg.type is WSMsgType.TEXT:
                 core.handle_control(conn, msg.data)
             elif msg.type is WSMsgType.PING:
-                await ws.pong(msg.data)
+                if conn.flowing.is_set():  # a stalled path answers nothing, pings included
+                    await ws.pong(msg.data)
+                    core.stats["pongs_sent"] += 1
             elif msg.type is WSMsgType.PONG:
                 core.on_pong(conn)
             elif msg.type is WSMsgType.BINARY:

@@ -22,8 +22,9 @@ from exconn.sim.binance_spot_gate import (
 from exconn.sim.binance_spot_marketdata import INTERVALS
 from exconn.sim.binance_spot_orders import int_param
 from exconn.sim.binance_spot_reply import ApiError, Reply, bad_request, mandatory
-from exconn.sim.core import SpotCore
+from exconn.sim.core import VENUE, SpotCore, wall_ms
 from exconn.sim.limits import Rejection
+from exconn.sim.order_faults import after_execution, drop_answer
 from exconn.sim.wire import encode
 
 CORE: web.AppKey[SpotCore] = web.AppKey("spot_core", SpotCore)
@@ -95,6 +96,10 @@ def signed(endpoint: str, trade: bool, op: Op) -> Handler:
             return json_response(err.body(), err.status, headers)
         headers = core.limiter.headers(ip, account if reply.placed else None, core.clock())
         if trade:
+            where = {"venue": VENUE, "endpoint": endpoint, "symbol": params.get("symbol")}
+            conns = core.connections.values()
+            if await after_execution(core.faults, wall_ms(), where, conns, core.stats):
+                return drop_answer(request)
             fault = after_accept_fault(core, endpoint, params.get("symbol"))
             if fault is not None:
                 kind, delay_s = fault

@@ -132,7 +132,9 @@ async def serve_wsapi(request: web.Request) -> web.WebSocketResponse:
                 if response is not None and not conn.send(OutText(encode(response), "")):
                     conn.abort()
             elif msg.type is WSMsgType.PING:
-                await ws.pong(msg.data)
+                if conn.flowing.is_set():  # a stalled path answers nothing, pings included
+                    await ws.pong(msg.data)
+                    core.stats["pongs_sent"] += 1
             elif msg.type is WSMsgType.PONG:
                 core.on_pong(conn)
     finally:

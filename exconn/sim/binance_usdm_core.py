@@ -247,6 +247,9 @@ class UsdmCore:
             self.stats["slow_consumers_dropped"] += 1
             conn.abort()
 
+    def stalled(self, conn: UsdmConnection) -> bool:
+        return self._conn_fault(FaultKind.STALL, conn, self.clock(), consume=False)
+
     def _conn_fault(
         self,
         kind: FaultKind,
@@ -275,6 +278,14 @@ class UsdmCore:
             return
         now = self.clock()
         text: str | None = None
+        times = 1
+        order = payload.get("o")
+        if payload.get("e") == "ORDER_TRADE_UPDATE" and isinstance(order, dict):
+            fill = order.get("x") == "TRADE"
+            symbol = order.get("s")
+            if fill and self.faults.take(FaultKind.DUPLICATE_FILL, now, venue=VENUE, symbol=symbol):
+                self.stats["fills_duplicated"] += 1
+                times = 2  # the same event again: same trade id, as a venue replay would be
         for conn in list(self.connections.values()):
             if conn.listen_key != key.key or conn.closing:
                 continue
@@ -284,7 +295,8 @@ class UsdmCore:
                 continue
             body = {"stream": key.key, "data": payload} if conn.combined else payload
             text = _encode(body).decode()
-            self._send_event(conn, text, key.key, now)
+            for _ in range(times):
+                self._send_event(conn, text, key.key, now)
         self.stats["user_events"] += 1
 
     # ----------------------------------------------------------- housekeeping

@@ -34,6 +34,7 @@ from exconn.sim.binance_usdm_wire import (
 )
 from exconn.sim.fault_registry import FaultKind
 from exconn.sim.limits import BinanceLimiter
+from exconn.sim.order_faults import after_execution, drop_answer
 
 CORE: web.AppKey[UsdmCore] = web.AppKey("usdm_core", UsdmCore)
 KEYS: web.AppKey[KeyRegistry] = web.AppKey("usdm_keys", KeyRegistry)
@@ -82,6 +83,7 @@ def weight(method: str, path: str, q: Any) -> int:
         "/fapi/v1/premiumIndex": 1 if q.get("symbol") else 10,
         "/fapi/v1/ticker/bookTicker": 2 if q.get("symbol") else 5,
         "/fapi/v1/openOrders": 1 if q.get("symbol") else 40,
+        "/fapi/v1/userTrades": 5,
         "/fapi/v2/positionRisk": 5,
         "/fapi/v3/positionRisk": 5,
         "/fapi/v2/balance": 5,
@@ -399,6 +401,9 @@ async def _order_call(
         request[ORDER_HEADERS] = headers
         endpoint = f"{request.method} {request.path}"
         clock = core.clock()
+        where = {"venue": VENUE, "endpoint": endpoint}
+        if await after_execution(core.faults, clock, where, core.connections.values(), core.stats):
+            return drop_answer(request)
         if core.faults.take(FaultKind.ERROR_AFTER_ACCEPT, clock, venue=VENUE, endpoint=endpoint):
             core.stats["errors_after_accept"] += 1
             return error_response(
@@ -448,6 +453,12 @@ async def query_order(request: web.Request) -> web.Response:
         )
 
     return await _trade_call(request, Permission.READ, action)
+
+
+async def user_trades(request: web.Request) -> web.Response:
+    return await _trade_call(
+        request, Permission.READ, lambda c, a, p: c.trading.user_trades(a, p["symbol"], p)
+    )
 
 
 async def open_orders(request: web.Request) -> web.Response:
@@ -545,6 +556,7 @@ def add_rest_routes(app: web.Application) -> None:
             web.get("/fapi/v1/order", query_order),
             web.delete("/fapi/v1/allOpenOrders", cancel_all),
             web.get("/fapi/v1/openOrders", open_orders),
+            web.get("/fapi/v1/userTrades", user_trades),
             web.get("/fapi/v2/positionRisk", _position_risk(only_open=False)),
             web.get("/fapi/v3/positionRisk", _position_risk(only_open=True)),
             web.post("/fapi/v1/leverage", leverage),

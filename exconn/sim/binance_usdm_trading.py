@@ -32,6 +32,7 @@ from exconn.sim.binance_usdm_user import (
     order_trade_update,
     position_risk,
     signed_units,
+    user_trade,
 )
 from exconn.sim.matching import (
     AmendRejected,
@@ -50,6 +51,8 @@ from exconn.sim.symbols import SimSymbol
 USDM_FEES = FeeRates(maker=Decimal("0.0002"), taker=Decimal("0.0005"))
 LISTEN_KEY_VALIDITY_MS = 60 * 60 * 1000
 SETTLE = "USDT"
+MAX_TRADES_KEPT = 10_000  # per account; userTrades serves from these
+USER_TRADES_WINDOW_MS = 7 * 24 * 3600 * 1000  # userTrades: default and widest time window
 
 UserSink = Callable[[str, dict[str, Any]], None]  # (account, event)
 
@@ -88,6 +91,7 @@ class Trading:
         self._shadow: dict[tuple[str, str, PositionSide], Position] = {}
         self.position_times: dict[tuple[str, str, PositionSide], int] = {}
         self.listen_keys: dict[str, ListenKey] = {}
+        self._trades: dict[str, list[dict[str, Any]]] = {}  # account -> userTrades rows
         self._cid_counter = 0
         for symbol, book in engines.items():
             book.subscribe(lambda batch, s=symbol: self._on_batch(s, batch))
@@ -203,6 +207,43 @@ class Trading:
             for s in names
             for o in self.ledger.books[s].open_orders(account)
         ]
+
+    def user_trades(
+        self, account: str, symbol: str, params: dict[str, str]
+    ) -> list[dict[str, Any]] | ApiError:
+        """``GET /fapi/v1/userTrades``: the account's fills of ``symbol``, oldest first.
+        ``fromId``: from that trade id on (not with a time range); otherwise the newest
+        ``limit`` of the window ``startTime``..``endTime`` (at most 7 days; without either,
+        the last 7 days); ``orderId``: that order's only."""
+        numbers: dict[str, int | None] = {}
+        for name in ("orderId", "startTime", "endTime", "fromId", "limit"):
+            raw = params.get(name)
+            if raw is not None and (not raw.isascii() or not raw.isdigit()):
+                return ApiError(-1100, f"Illegal characters found in parameter '{name}'.")
+            numbers[name] = int(raw) if raw is not None else None
+        start, end, from_id = numbers["startTime"], numbers["endTime"], numbers["fromId"]
+        order_id = numbers["orderId"]
+        limit = min(max(numbers["limit"] or 500, 1), 1000)
+        if from_id is not None and (start is not None or end is not None):
+            # binance.md: fromId cannot be sent with startTime or endTime (code UNCONFIRMED)
+            return ApiError(-1128, "Combination of optional parameters invalid.")
+        if start is not None and end is not None and end - start > USER_TRADES_WINDOW_MS:
+            return ApiError(-1127, "More than 7 days between startTime and endTime.")
+        rows = [
+            t
+            for t in self._trades.get(account, [])
+            if t["symbol"] == symbol and (order_id is None or t["orderId"] == order_id)
+        ]
+        if from_id is not None:
+            return [t for t in rows if t["id"] >= from_id][:limit]
+        if start is None and end is None:
+            end = self._now()
+        if start is None:
+            assert end is not None
+            start = end - USER_TRADES_WINDOW_MS
+        if end is None:
+            end = start + USER_TRADES_WINDOW_MS
+        return [t for t in rows if start <= t["time"] <= end][-limit:]
 
     # --------------------------------------------------------------- positions
     def positions(self, account: str, symbol: str | None, only_open: bool) -> list[dict[str, Any]]:
@@ -325,6 +366,9 @@ class Trading:
                     shadow.trade(o.side, event.fill.qty, event.fill.price)
                 )
                 self.position_times[pkey] = batch.time_ms
+                log = self._trades.setdefault(o.account, [])
+                log.append(user_trade(fmt, o, event.fill, realised, batch.time_ms))
+                del log[:-MAX_TRADES_KEPT]
                 sides = touched.setdefault(o.account, [])
                 if o.position_side not in sides:
                     sides.append(o.position_side)

@@ -119,6 +119,30 @@ def order_trade_update(
     }
 
 
+def user_trade(
+    fmt: ContractFormat, o: OrderState, fill: Fill, realised_units: int, time_ms: int
+) -> dict[str, Any]:
+    """One ``GET /fapi/v1/userTrades`` row (fields of the official Account Trade List
+    example). ``commission`` is what the fill cost, positive, as the stream's ``n``; the
+    documented example's negative figure is not a rule the stream follows."""
+    return {
+        "symbol": fmt.symbol,
+        "id": fill.trade_id,
+        "orderId": o.order_id,
+        "side": o.side.value,
+        "price": fmt.price(fill.price),
+        "qty": fmt.qty(fill.qty),
+        "realizedPnl": signed_units(realised_units),
+        "quoteQty": fmt.quote(fill.notional),
+        "commission": fmt_units(fill.fee),
+        "commissionAsset": fmt_asset(fill),
+        "time": time_ms,
+        "positionSide": o.position_side.value,
+        "buyer": o.side.value == "BUY",
+        "maker": fill.is_maker,
+    }
+
+
 def fmt_asset(fill: Fill | None) -> str:
     return fill.fee_asset if fill and fill.fee_asset else "USDT"
 

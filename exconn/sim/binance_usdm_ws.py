@@ -65,7 +65,10 @@ async def _serve(
                 conn.send(OutClose(1008, b"Too many requests"))
                 continue
             if msg.type is WSMsgType.PING:
-                await ws.pong(msg.data)
+                # A stalled path answers nothing, pings included.
+                if not core.stalled(conn):
+                    await ws.pong(msg.data)
+                    core.stats["pongs_sent"] += 1
             elif msg.type is WSMsgType.PONG:
                 core.stats["pongs_received"] += 1
             else:

@@ -554,6 +554,12 @@ class BybitCore:
         self, account: str, topic: str, cat: str | None, data: list[dict[str, Any]]
     ) -> None:
         now = wall_ms()
+        times = 1
+        if topic == "execution" and data:
+            symbol = data[0].get("symbol")
+            if self.faults.take(FaultKind.DUPLICATE_FILL, now, venue=VENUE, symbol=symbol):
+                self.stats["fills_duplicated"] += 1
+                times = 2  # the same push again: same execIds, as a venue replay would be
         for conn in list(self.connections.values()):
             if conn.channel != "private" or conn.authed_account != account:
                 continue
@@ -566,4 +572,5 @@ class BybitCore:
                         "data": data,
                     }
                     self.stats["pushes"] += 1
-                    self._send_to(conn, msg, None)
+                    for _ in range(times):
+                        self._send_to(conn, msg, None)

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 import msgspec
 from aiohttp import web
 
+from exconn.sim import bybit_batch as B
 from exconn.sim import bybit_trading as T
 from exconn.sim import errors as E
 from exconn.sim.auth import ApiKey, Permission, verify_bybit_rest
@@ -23,6 +24,7 @@ from exconn.sim.bybit_tape import INTERVAL_MS
 from exconn.sim.bybit_wire import Wire
 from exconn.sim.fault_registry import FaultKind
 from exconn.sim.limits import Rejection
+from exconn.sim.order_faults import after_execution, drop_answer
 
 CORE_KEY: web.AppKey[BybitCore] = web.AppKey("bybit_core", BybitCore)
 Op = Callable[[BybitCore, str, dict[str, Any]], T.Answer]
@@ -283,13 +285,30 @@ async def _private(request: web.Request, op: KeyOp) -> web.Response:
             body=auth.body(), status=auth.http_status, content_type="application/json"
         )
     category = str(params.get("category")) if params.get("category") else None
-    charge = core.limiter.charge(ip, auth.key.account, request.path, wall_ms(), category=category)
+    batch = request.path in B.OPS
+    # A batch costs one unit per order (bybit.md §3).
+    units = max(1, len(B.items_of(params) or ())) if batch else 1
+    charge = core.limiter.charge(
+        ip, auth.key.account, request.path, wall_ms(), category=category, units=units
+    )
     if charge.rejection is not None:
         return _limited(charge.rejection, charge.headers)
     headers = charge.headers
-    code, msg, result = op(core, auth.key, params)
-    response = envelope(core, code, msg, result, headers=headers)
+    if batch:
+        answer = B.run(core, auth.key.account, request.path, params, charge.admitted)
+        body = E.bybit_envelope(answer.code, answer.msg, core.now(), answer.result)
+        body["retExtInfo"] = {"list": answer.ext} if answer.ext else {}
+        response = web.Response(
+            body=_encode(body), content_type="application/json", headers=headers
+        )
+    else:
+        code, msg, result = op(core, auth.key, params)
+        response = envelope(core, code, msg, result, headers=headers)
     ep = {"venue": VENUE, "endpoint": _endpoint(request), "symbol": symbol}
+    if request.method == "POST" and await after_execution(
+        core.faults, wall_ms(), ep, core.connections.values(), core.stats
+    ):
+        return drop_answer(request)
     fault = core.faults.take(FaultKind.ERROR_AFTER_ACCEPT, wall_ms(), **ep)
     if fault is not None:
         return envelope(core, 10016, "Server error.", status=int(fault.params.get("status", 500)))
@@ -341,6 +360,9 @@ def build_rest_routes() -> list[web.RouteDef]:
         web.post("/v5/order/amend", private(T.amend_order)),
         web.post("/v5/order/cancel", private(T.cancel_order)),
         web.post("/v5/order/cancel-all", private(T.cancel_all)),
+        # Batches: bybit_batch answers them (per-item results in retExtInfo).
+        web.post(B.CREATE, private(T.create_order)),
+        web.post(B.CANCEL, private(T.cancel_order)),
         web.get(
             "/v5/order/realtime", private(lambda c, a, p: T.list_orders(c, a, p, history=False))
         ),

@@ -14,6 +14,7 @@ from exconn.sim.bybit_conn import BybitConnection
 from exconn.sim.bybit_core import VENUE, BybitCore, wall_ms
 from exconn.sim.bybit_flood import build_bybit_flood
 from exconn.sim.bybit_rest import CORE_KEY, build_rest_routes
+from exconn.sim.bybit_trade_ws import build_trade_routes
 from exconn.sim.bybit_ws import build_ws_routes
 from exconn.sim.control_http import add_control_routes
 from exconn.sim.core_common import BookView
@@ -69,7 +70,7 @@ class BybitSim(SimFacade[BybitCore]):
     def _build_app(self) -> web.Application:
         app = web.Application()
         app[CORE_KEY] = self._core
-        app.add_routes(build_rest_routes() + build_ws_routes())
+        app.add_routes(build_rest_routes() + build_ws_routes() + build_trade_routes())
         add_control_routes(app, self._core.faults, wall_ms)
         return app
 
@@ -304,3 +305,15 @@ class BybitSim(SimFacade[BybitCore]):
         return self.add_fault(
             FaultKind.TIMEOUT_AFTER_ACCEPT, endpoint=endpoint, count=count, delay_s=delay_s
         )
+
+    def drop_after_accept(self, endpoint: str = "POST /v5/order/create", count: int = 1) -> int:
+        """Execute the next order, then close its HTTP connection without an answer."""
+        return self.add_fault(FaultKind.DROP_AFTER_ACCEPT, endpoint=endpoint, count=count)
+
+    def stream_before_ack(self, endpoint: str = "POST /v5/order/create", count: int = 1) -> int:
+        """Execute the next order and write its private-stream pushes before its answer."""
+        return self.add_fault(FaultKind.STREAM_BEFORE_ACK, endpoint=endpoint, count=count)
+
+    def duplicate_fill(self, symbol: str | None = None, count: int = 1) -> int:
+        """Push the next execution message (of `symbol`, e.g. "BTCUSDT") twice."""
+        return self.add_fault(FaultKind.DUPLICATE_FILL, symbol=symbol, count=count)

@@ -196,7 +196,8 @@ def handle_text(core: BybitCore, conn: BybitConnection, text: str, ip: str) -> N
 
 async def _serve(request: web.Request, channel: str) -> web.WebSocketResponse:
     core = request.app[CORE_KEY]
-    ws = web.WebSocketResponse(autoping=True, compress=False, timeout=1.0)
+    # autoping off: a stalled connection must not answer pings either (see below).
+    ws = web.WebSocketResponse(autoping=False, compress=False, timeout=1.0)
     await ws.prepare(request)
     conn = BybitConnection(core.next_conn_id(), channel, ws, request, core.stats, core.stalled)
     core.open_connection(conn)
@@ -206,6 +207,8 @@ async def _serve(request: web.Request, channel: str) -> web.WebSocketResponse:
         async for msg in ws:  # ends when the client, a fault or stop() closes the socket
             if msg.type is WSMsgType.TEXT:
                 handle_text(core, conn, msg.data, ip)
+            elif msg.type is WSMsgType.PING and not core.stalled(conn):
+                await ws.pong(msg.data)  # a stalled path answers nothing, pings included
     finally:
         await core.close_connection(conn)
     return ws

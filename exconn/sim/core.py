@@ -167,14 +167,21 @@ class SpotCore:
 
     def _user_event(self, account: str, event: dict[str, Any]) -> None:
         """Wrap a user-data event for every WS API subscription of `account`."""
+        times = 1
+        if event.get("e") == "executionReport" and event.get("x") == "TRADE":
+            symbol = event.get("s")
+            if self.faults.take(FaultKind.DUPLICATE_FILL, wall_ms(), venue=VENUE, symbol=symbol):
+                self.stats["fills_duplicated"] += 1
+                times = 2  # the same frame again: same trade id, as a venue replay would be
         for conn in list(self.connections.values()):
             session = conn.wsapi
             if session is None:
                 continue
             for sub_id in session.subscriptions_of(account):
                 frame = encode({"subscriptionId": sub_id, "event": event})
-                if not conn.send(OutText(frame)):
-                    self._drop_slow(conn)
+                for _ in range(times):
+                    if not conn.send(OutText(frame)):
+                        self._drop_slow(conn)
 
     def _deliver(self, stream: str, payload: bytes, symbol: str | None = None) -> None:
         wrapped: bytes | None = None

@@ -28,6 +28,10 @@ class FaultKind(StrEnum):
     HTTP_5XX = "http_5xx"  # answer REST with 5xx without executing (params: status)
     ERROR_AFTER_ACCEPT = "error_after_accept"  # execute the order, answer 5xx (Binance -1006)
     TIMEOUT_AFTER_ACCEPT = "timeout_after_accept"  # execute the order, never answer in time
+    DROP_AFTER_ACCEPT = "drop_after_accept"  # execute the order, close the HTTP socket unanswered
+    # Execute the order, write its private-stream events, only then answer REST.
+    STREAM_BEFORE_ACK = "stream_before_ack"
+    DUPLICATE_FILL = "duplicate_fill"  # the next fill on a private stream is sent twice
     CLOCK_SKEW = "clock_skew"  # server clock offset (params: skew_ms, may be negative)
     EXPIRE_SESSION = "expire_session"  # listenKey / WS API session / private WS auth expires
     REJECT_AUTH = "reject_auth"  # authentication fails as for a wrong key

@@ -31,6 +31,13 @@ class OutClose:
     message: bytes = b""
 
 
+@dataclass(frozen=True, slots=True)
+class _Flushed:
+    """Not a frame: set once everything queued before it has been written."""
+
+    done: asyncio.Event
+
+
 class QueuedWriter(abc.ABC, Generic[ItemT]):
     # On stop, let the writer flush what is queued (1 s at most) before cancelling it.
     _drain_on_stop = True
@@ -48,7 +55,8 @@ class QueuedWriter(abc.ABC, Generic[ItemT]):
         self._request = request
         self._stats = stats
         self._max_queue = max_queue
-        self._queue: asyncio.Queue[ItemT | None] = asyncio.Queue()  # None stops the writer
+        # None stops the writer.
+        self._queue: asyncio.Queue[ItemT | _Flushed | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
 
     def start_writer(self) -> None:
@@ -59,6 +67,19 @@ class QueuedWriter(abc.ABC, Generic[ItemT]):
         if self._queue.qsize() >= self._max_queue:
             return False
         self._queue.put_nowait(item)
+        return True
+
+    async def flushed(self, timeout: float) -> bool:
+        """Wait until every frame queued so far is on the wire (False: not within `timeout`,
+        the socket stalled or went away first)."""
+        if self._writer is None or self._writer.done():
+            return False
+        done = asyncio.Event()
+        self._queue.put_nowait(_Flushed(done))
+        try:
+            await asyncio.wait_for(done.wait(), timeout)
+        except TimeoutError:
+            return False
         return True
 
     def abort(self) -> None:
@@ -87,6 +108,9 @@ class QueuedWriter(abc.ABC, Generic[ItemT]):
         # The loop ends on the None sentinel, when `_write` says so, or when the socket goes.
         with contextlib.suppress(ConnectionError, RuntimeError):
             while (item := await self._queue.get()) is not None:
+                if isinstance(item, _Flushed):
+                    item.done.set()
+                    continue
                 if not await self._write(item):
                     return
 

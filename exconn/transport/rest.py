@@ -319,6 +319,22 @@ class RestClient:
                 logger.debug("{}: clock skew, clock resynced, retrying once", endpoint)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def reserve(self, request: PreparedRequest) -> Callable[[], None]:
+        """Draw ``request``'s cost from this client's budget, waiting or refusing exactly as
+        sending it would, for the same command sent another way (a venue's order WebSocket
+        shares the REST order and weight budgets). Returns the release to call when it was
+        not sent after all."""
+        items = _items(request.params)
+        cost = self._cost(request.method, request.path, items)
+        reserved_at = self._reserve(f"{request.method} {request.path}", cost, request.is_order)
+
+        def release() -> None:
+            if self.limiter is not None:
+                with self._lock:
+                    self.limiter.release(cost, reserved_at)
+
+        return release
+
     def seed_limits(self, rate_limits: Iterable[Limit | tuple[str, str, int, int]]) -> None:
         """Replace the limits with the venue's own: ``Limit`` rows, or Binance
         ``exchangeInfo.rateLimits`` as tuples (see ``endpoints.rate_limits``)."""

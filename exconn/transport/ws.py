@@ -40,6 +40,9 @@ class WsConnection:
         # Pongs sent for server pings: the venue counts them against its per-connection
         # message limit, so the caller's pacer must count them too.
         self.pongs_sent = 0
+        # Ping and pong frames received (they never reach the caller as messages): proof that
+        # the peer still answers, for a heartbeat watchdog.
+        self.control_frames_received = 0
 
     @property
     def connected(self) -> bool:
@@ -154,10 +157,11 @@ class WsConnection:
     ) -> None:
         fin = b0 & 0x80
         if opcode == OPCODE_PING:
+            self.control_frames_received += 1
             self._send_control(ws.pong, payload)
             self.pongs_sent += 1
         elif opcode == OPCODE_PONG:
-            pass
+            self.control_frames_received += 1
         elif opcode == OPCODE_CLOSE:
             code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
             raise WsClosed(f"closed by peer (code {code})")
@@ -196,6 +200,17 @@ class WsConnection:
         finally:
             if self._ws is not None:
                 self._ws.settimeout(0)
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        """A ping control frame: the peer must answer with a pong (RFC 6455 §5.5.2)."""
+        ws = self._ws
+        if ws is None:
+            raise WsClosed("not connected")
+        try:
+            self._send_control(ws.ping, payload)
+        except (OSError, websocket.WebSocketException) as exc:
+            self._drop()
+            raise WsClosed(f"send failed: {exc}") from exc
 
     def close(self) -> None:
         ws = self._ws

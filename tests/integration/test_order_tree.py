@@ -8,7 +8,7 @@ stream asks ``OrderQuery`` to reconcile by REST when it is live again)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Any
 
@@ -55,28 +55,6 @@ ASK_S = 30.0
 # [initial/2, initial]): the fills of the reconciliation tests are made in that window, and
 # the test checks afterwards that the stream was still down (it skips, saying so, otherwise).
 SLOW_RECONNECT = WsSettings(backoff_initial_s=4.0)
-
-
-@pytest.fixture
-def spot_sim() -> Iterator[BinanceSpotSim]:
-    sim = BinanceSpotSim(seed=7, depth_interval_ms=50)
-    try:
-        sim.start()
-        sim.pause()  # a still market: resting orders stay resting
-        yield sim
-    finally:
-        sim.stop()
-
-
-@pytest.fixture
-def bybit_sim() -> Iterator[BybitSim]:
-    sim = BybitSim(seed=5, depth_interval_ms=50, levels=60)
-    try:
-        sim.start()
-        sim.pause()
-        yield sim
-    finally:
-        sim.stop()
 
 
 def _instrument(exchange: str, market: Market, rest_url: str, symbol: str) -> Instrument:

@@ -11,12 +11,10 @@ REST reconciliation (``OrderQuery``)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import msgspec
-import pytest
 from thespian.actors import Actor
 
 import exconn
@@ -139,17 +137,6 @@ def account_topics(exchange: str) -> tuple[str, ...]:
 
 
 # -- Binance spot ---------------------------------------------------------------------------------
-@pytest.fixture
-def spot_sim() -> Iterator[BinanceSpotSim]:
-    sim = BinanceSpotSim(seed=7, depth_interval_ms=50)
-    try:
-        sim.start()
-        sim.pause()
-        yield sim
-    finally:
-        sim.stop()
-
-
 def test_binance_spot_account_events_reach_subscribers(spot_sim: BinanceSpotSim) -> None:
     keys = spot_sim.api_keys(0)
     config = exconn.Config.for_sim(
@@ -243,17 +230,6 @@ def test_account_topics_without_credentials_are_refused(spot_sim: BinanceSpotSim
 
 
 # -- Binance USD-M --------------------------------------------------------------------------------
-@pytest.fixture
-def usdm_sim() -> Iterator[BinanceUsdmSim]:
-    sim = BinanceUsdmSim(seed=7, depth_interval_ms=50)
-    try:
-        sim.start()
-        sim.pause()
-        yield sim
-    finally:
-        sim.stop()
-
-
 def test_binance_usdm_listen_key_stream_delivers_orders_fills_positions(
     usdm_sim: BinanceUsdmSim,
 ) -> None:
@@ -319,23 +295,18 @@ def test_binance_usdm_listen_key_stream_delivers_orders_fills_positions(
             WAIT,
         )
         assert check2(events)[0].filled_qty == qty
+
+        # Shutdown ends the key at the venue instead of leaving it live for its last hour.
+        current_key = rest.keyed("POST", "/fapi/v1/listenKey").json()["listenKey"]
+        assert usdm_sim.listen_key_expiry(current_key) is not None
+        ex.shutdown()
+        assert usdm_sim.listen_key_expiry(current_key) is None
     finally:
         rest.close()
         ex.shutdown()
 
 
 # -- Bybit ----------------------------------------------------------------------------------------
-@pytest.fixture
-def bybit_sim() -> Iterator[BybitSim]:
-    sim = BybitSim(seed=5, depth_interval_ms=50, levels=60)
-    try:
-        sim.start()
-        sim.pause()
-        yield sim
-    finally:
-        sim.stop()
-
-
 def _bybit_buy(sim: BybitSim, rest: BybitRest, client_id: str) -> tuple[dict[str, Any], Any, Any]:
     sim.step(1)  # publish the book the order takes from
     _, _, asks = sim.book("linear", "BTCUSDT")

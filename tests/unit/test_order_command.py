@@ -270,6 +270,8 @@ def test_intents_are_per_exchange_and_market() -> None:
         (httpx.ReadTimeout("slow"), Outcome.UNKNOWN),
         (TimeoutError(), Outcome.UNKNOWN),
         (ConnectionResetError(), Outcome.UNKNOWN),  # socket lost during submit
+        (httpx.RemoteProtocolError("Server disconnected"), Outcome.UNKNOWN),  # closed unanswered
+        (httpx.ReadError("reset"), Outcome.UNKNOWN),
         (RuntimeError("anything else"), Outcome.UNKNOWN),
         (InvalidOrder(exchange="binance", code=-1013), Outcome.REJECTED),
         (errors.InsufficientFunds(exchange="bybit", code=110007), Outcome.REJECTED),

@@ -165,6 +165,26 @@ def test_stream_events_before_the_rest_ack_then_the_ack_enriches_nothing_back() 
     assert len(m.fills_of(view)) == 1
 
 
+def test_a_late_intent_record_and_unknown_mark_leave_what_the_stream_said() -> None:
+    """In the tree the stream reaches OrderQuery before OrderCommand's Submitted (sent before
+    the HTTP call, delivered after it) and before the reply of an answer lost in transit."""
+    m = ReadModel("bybit")
+    order = msgspec.structs.replace(place(), exchange="bybit")
+    filled = upd(S.FILLED, "3", 30, exchange="bybit", exchange_order_id="uuid-1")
+    assert m.apply_order_update(filled) == [filled]
+    trade = fill(500, 30, qty="3", exchange="bybit", exchange_order_id="uuid-1")
+    assert m.apply_fill(trade) == [trade]
+    assert m.record_submitted(order, "c-1", at(40)) == []
+    assert m.mark("spot", "c-1", S.UNKNOWN) == []
+    # the ack (ids only) and the resolving query's row: nothing new, nothing undone
+    assert m.apply_ack("spot", SYM, "c-1", "uuid-1") == []
+    assert m.apply_order_update(msgspec.structs.replace(filled, client_order_id=None)) == []
+    assert m.apply_fill(trade) == []
+    view = m.order("spot", "c-1")
+    assert view is not None and view.status is S.FILLED and view.filled_qty == D("3")
+    assert m.unknown_orders() == [] and m.fills_of(view) == [trade]
+
+
 def test_client_id_only_record_is_enriched_by_a_later_ack() -> None:
     m = ReadModel("bybit")
     order = msgspec.structs.replace(place(), exchange="bybit")

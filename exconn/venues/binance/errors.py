@@ -26,6 +26,12 @@ CODE_ERRORS: dict[int, type[errors.ExconnError]] = {
     -1100: errors.InvalidOrder,
     -1102: errors.InvalidOrder,
     -1111: errors.InvalidOrder,
+    # USD-M order refusals (binance.md §11): a 4xx that says the order was not taken. Unlisted,
+    # they would read as "outcome unknown" and send a placement to be resolved by query.
+    -2019: errors.InsufficientFunds,  # margin is insufficient
+    -4061: errors.InvalidOrder,  # positionSide does not match the position mode
+    -4164: errors.InvalidOrder,  # notional below the minimum
+    -5022: errors.InvalidOrder,  # post-only (GTX) would take: not recorded
 }
 
 INSUFFICIENT_BALANCE_TEXT = "insufficient balance"

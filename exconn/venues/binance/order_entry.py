@@ -212,6 +212,13 @@ def cancel_all_request(cmd: CancelAll, instrument: Instrument | None) -> OrderRe
     return _request(cmd.market, name, {"symbol": instrument.venue_symbol})
 
 
+def batch_limit(market: Market | str, action: str) -> int | None:
+    """None: exconn sends these commands one by one. Spot has no batch place (nor batch
+    cancel by id). USD-M has ``/fapi/v1/batchOrders`` (the builders below) but the simulator
+    does not serve it, so exconn does not use it untested: USD-M orders go one by one too."""
+    return None
+
+
 def _usdm_only(market: Market, what: str) -> None:
     if Market(market) is Market.SPOT:
         raise _fail(f"spot has no {what} batch endpoint; send the orders one by one", market)
@@ -307,6 +314,67 @@ def _ws_request(
     params["recvWindow"] = recv_window_ms
     params["timestamp"] = int(timestamp_ms)
     return {"id": req_id, "method": method, "params": ws_api_signed(params, credentials)}
+
+
+class WsEntry:
+    """Order entry on the spot WebSocket API for ``exconn.transport.ws_request`` (place and
+    cancel; amend and cancel-all stay on REST: the simulator serves neither
+    ``order.amend.keepPriority`` nor ``openOrders.cancelAll``). Every request is signed on
+    its own (binance.md §2.3): it works with HMAC, RSA and Ed25519 keys alike, where
+    ``session.logon`` needs an Ed25519 key. USD-M has no WebSocket order entry here: REST."""
+
+    # The venue pings every 20 s and drops a socket unanswered for a minute (binance.md §6);
+    # an idle session socket answers no pings, so it is replaced well before.
+    max_idle_s = 40.0
+
+    def __init__(self, credentials: Credentials | None, recv_window_ms: int = RECV_WINDOW_MS):
+        self._credentials = credentials
+        self._recv_window_ms = recv_window_ms
+
+    def __repr__(self) -> str:
+        return "binance.WsEntry()"
+
+    @staticmethod
+    def supports(market: Market | str, action: str) -> bool:
+        return Market(market) is Market.SPOT and action in ("place", "cancel")
+
+    def open_frames(self, now_ms: int) -> list[tuple[str, bytes]]:
+        return []
+
+    def open_error(self, answer: Any) -> str | None:
+        return None
+
+    def answer_key(self, message: Any) -> str | None:
+        if isinstance(message, Mapping) and message.get("id") is not None:
+            return str(message["id"])
+        return None
+
+    def build(
+        self,
+        action: str,
+        cmd: PlaceOrder | CancelOrder | Any,
+        instrument: Instrument,
+        *,
+        req_id: str,
+        timestamp_ms: int,
+    ) -> bytes:
+        """The request frame; ConfigError for what has no WebSocket form (``supports``)."""
+        kw: dict[str, Any] = {
+            "req_id": req_id,
+            "timestamp_ms": timestamp_ms,
+            "credentials": self._credentials,
+            "recv_window_ms": self._recv_window_ms,
+        }
+        if action == "place" and isinstance(cmd, PlaceOrder):
+            return _encode(ws_place_request(cmd, instrument, **kw))
+        if action == "cancel" and isinstance(cmd, CancelOrder):
+            return _encode(ws_cancel_request(cmd, instrument, **kw))
+        raise ConfigError(f"Binance {action} has no WebSocket API form here", exchange=EXCHANGE)
+
+    @staticmethod
+    def result_of(answer: Any) -> Any:
+        """The order inside a WS API answer (what a REST answer's body is)."""
+        return answer.get("result") if isinstance(answer, Mapping) else None
 
 
 # ------------------------------------------------------------------------------------------

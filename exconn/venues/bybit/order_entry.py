@@ -22,7 +22,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from exconn.errors import InvalidOrder
+import msgspec
+
+from exconn.errors import ConfigError, InvalidOrder
 from exconn.messages import (
     AmendOrder,
     CancelAll,
@@ -46,7 +48,7 @@ from exconn.orders.command import (
 )
 from exconn.venues.bybit import endpoints
 from exconn.venues.bybit.errors import error_for
-from exconn.venues.bybit.signing import RECV_WINDOW_DEFAULT_MS
+from exconn.venues.bybit.signing import RECV_WINDOW_DEFAULT_MS, ws_auth_args
 from exconn.venues.keys import Credentials
 
 EXCHANGE = "bybit"
@@ -56,6 +58,7 @@ _SIDE = {OrderSide.BUY: "Buy", OrderSide.SELL: "Sell"}
 _TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
 _POSITION_IDX = {PositionSide.BOTH: 0, PositionSide.LONG: 1, PositionSide.SHORT: 2}
 _WS_OPS = {"place": "order.create", "amend": "order.amend", "cancel": "order.cancel"}
+_encode = msgspec.json.Encoder().encode
 
 
 def _fail(text: str, market: Market | str | None = None) -> InvalidOrder:
@@ -153,6 +156,20 @@ def cancel_all_request(cmd: CancelAll, instrument: Instrument | None) -> endpoin
     return endpoints.cancel_all(
         _category(cmd.market), symbol=None if instrument is None else instrument.venue_symbol
     )
+
+
+def batch_limit(market: Market | str, action: str) -> int | None:
+    """Commands per batch request (``place``: create-batch, ``cancel``: cancel-batch); None:
+    no batch for ``action``. At most the venue's item limit (10 spot, 20 linear) and at most
+    the per-UID budget of the batch endpoint (10/s linear by default): a batch counts one
+    unit per order and the orders past the budget fail (bybit.md §3), so a larger batch
+    could never succeed whole; the REST limiter paces the batches that follow."""
+    if action not in ("place", "cancel"):
+        return None
+    category = _category(market)
+    path = endpoints.ENDPOINTS["create_batch" if action == "place" else "cancel_batch"].path
+    budget = endpoints.UID_LIMITS.get((path, category), BATCH_MAX[category])
+    return min(BATCH_MAX[category], budget)
 
 
 def _batch(name: str, market: Market, items: list[dict[str, Any]]) -> endpoints.Request:
@@ -255,6 +272,80 @@ def ws_amend_request(
 ) -> dict[str, Any]:
     params = amend_request(cmd, instrument).params
     return _ws(req_id, _WS_OPS["amend"], params, timestamp_ms, recv_window_ms)
+
+
+class WsEntry:
+    """Order entry on ``/v5/trade`` for ``exconn.transport.ws_request``: the socket is
+    authenticated once (``op: auth``, bybit.md §9), then ``order.create`` / ``order.amend``
+    / ``order.cancel`` carry no signature. Cancel-all has no WebSocket op: REST."""
+
+    # Bybit cuts a socket after ~10 min without data or pings (bybit.md §6).
+    max_idle_s = 300.0
+    AUTH_KEY = "op:auth"
+    AUTH_EXPIRY_MS = 5_000
+
+    def __init__(
+        self, credentials: Credentials | None, recv_window_ms: int = RECV_WINDOW_DEFAULT_MS
+    ) -> None:
+        self._credentials = credentials
+        self._recv_window_ms = recv_window_ms
+
+    def __repr__(self) -> str:
+        return "bybit.WsEntry()"
+
+    @staticmethod
+    def supports(market: Market | str, action: str) -> bool:
+        return action in _WS_OPS
+
+    def open_frames(self, now_ms: int) -> list[tuple[str, bytes]]:
+        if self._credentials is None:
+            raise ConfigError("/v5/trade needs API credentials", exchange=EXCHANGE)
+        key, expires, signature = ws_auth_args(self._credentials, now_ms + self.AUTH_EXPIRY_MS)
+        frame = {"op": "auth", "args": [key, int(expires), signature]}
+        return [(self.AUTH_KEY, _encode(frame))]
+
+    def open_error(self, answer: Any) -> str | None:
+        if not isinstance(answer, Mapping):
+            return "unreadable auth answer"
+        if answer.get("retCode") == 0 or answer.get("success") is True:
+            return None
+        code = answer.get("retCode")
+        return f"auth refused (code {code}: {answer.get('retMsg') or answer.get('ret_msg')!r})"
+
+    def answer_key(self, message: Any) -> str | None:
+        if not isinstance(message, Mapping):
+            return None
+        req_id = message.get("reqId")
+        if isinstance(req_id, str) and req_id:
+            return req_id
+        op = message.get("op")
+        return f"op:{op}" if isinstance(op, str) else None
+
+    def build(
+        self,
+        action: str,
+        cmd: PlaceOrder | AmendOrder | CancelOrder | Any,
+        instrument: Instrument,
+        *,
+        req_id: str,
+        timestamp_ms: int,
+    ) -> bytes:
+        kw: dict[str, Any] = {
+            "req_id": req_id,
+            "timestamp_ms": timestamp_ms,
+            "recv_window_ms": self._recv_window_ms,
+        }
+        if action == "place" and isinstance(cmd, PlaceOrder):
+            return _encode(ws_place_request(cmd, instrument, **kw))
+        if action == "amend" and isinstance(cmd, AmendOrder):
+            return _encode(ws_amend_request(cmd, instrument, **kw))
+        if action == "cancel" and isinstance(cmd, CancelOrder):
+            return _encode(ws_cancel_request(cmd, instrument, **kw))
+        raise ConfigError(f"Bybit {action} has no /v5/trade form", exchange=EXCHANGE)
+
+    @staticmethod
+    def result_of(answer: Any) -> Any:
+        return answer
 
 
 # ------------------------------------------------------------------------------------------
