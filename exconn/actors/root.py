@@ -17,7 +17,13 @@ from typing import Any
 from loguru import logger
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited, WakeupMessage
 
-from exconn.actors.order_messages import RoutedCommand, RoutedQuery, query_refusal, refusals
+from exconn.actors.order_messages import (
+    OrderEntryAt,
+    RoutedCommand,
+    RoutedQuery,
+    query_refusal,
+    refusals,
+)
 from exconn.actors.router import MarketDataRouter
 from exconn.actors.supervisor import ExchangeSupervisor
 from exconn.actors.timers import Timers
@@ -74,6 +80,8 @@ class Root(ActorTypeDispatcher):
         self.config: Any = None
         self.router = _Slot("router")
         self.supervisors: dict[str, _Slot] = {}
+        # exchange -> its OrderCommand, as its supervisor last reported (OrderEntryAt)
+        self.order_entries: dict[str, Any] = {}
         self.registry = SubscriptionRegistry()  # mirror of the router's, for its restarts
         self.timers = Timers(self)
         self.restarts = 0
@@ -125,6 +133,7 @@ class Root(ActorTypeDispatcher):
             if slot.address is None or slot.address != msg.childAddress:
                 continue
             slot.address = None
+            self.order_entries.pop(slot.name, None)  # the command died with its supervisor
             self.restarts += 1
             if time.monotonic() - slot.started_at > HEALTHY_AFTER_SECONDS:
                 slot.backoff.reset()
@@ -188,7 +197,20 @@ class Root(ActorTypeDispatcher):
         for exchange, items in _by_exchange(msg.orders).items():
             self._route_command(exchange, CancelOrders(tuple(items)), sender)
 
+    def receiveMsg_OrderEntryAt(self, msg: OrderEntryAt, sender: Any) -> None:
+        slot = self.supervisors.get(msg.exchange)
+        if slot is None or slot.address != sender:
+            return  # from a supervisor that has since been replaced
+        if msg.address is None:
+            self.order_entries.pop(msg.exchange, None)
+        else:
+            self.order_entries[msg.exchange] = msg.address
+
     def _route_command(self, exchange: str, command: Any, sender: Any) -> None:
+        entry = self.order_entries.get(exchange)
+        if entry is not None:
+            self.send(entry, RoutedCommand(command, sender))
+            return
         slot = self.supervisors.get(exchange)
         if slot is not None and slot.address is not None:
             self.send(slot.address, RoutedCommand(command, sender))

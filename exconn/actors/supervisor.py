@@ -28,6 +28,7 @@ from exconn.actors.order_command import OrderCommand
 from exconn.actors.order_messages import (
     OrderActorStarted,
     OrderCommandInit,
+    OrderEntryAt,
     OrderQueryInit,
     Reconcile,
     RoutedCommand,
@@ -139,6 +140,7 @@ class ExchangeSupervisor(ActorTypeDispatcher):
         self.order_query = _OrderChild("order-query")
         self.order_command = _OrderChild("order-command")
         self.order_started = False  # the order actors were started once
+        self.parent: Any = None  # the root: told where the OrderCommand is (OrderEntryAt)
         self.query_ready = False  # the first OrderQuery answered its init
         self.early_commands: list[RoutedCommand | RoutedQuery] = []
         self.restarts = 0
@@ -149,6 +151,7 @@ class ExchangeSupervisor(ActorTypeDispatcher):
 
     def receiveMsg_SupervisorInit(self, msg: SupervisorInit, sender: Any) -> None:
         tie_to_parent()
+        self.parent = sender
         configure(msg.log_level)
         self.init = msg
         self.driver = driver_for(msg.exchange)
@@ -443,6 +446,8 @@ class ExchangeSupervisor(ActorTypeDispatcher):
 
     def receiveMsg_OrderActorStarted(self, msg: OrderActorStarted, sender: Any) -> None:
         self.log.info("{} started (pid {})", msg.name, msg.pid)
+        if sender == self.order_command.address and self.parent is not None and self.init:
+            self.send(self.parent, OrderEntryAt(self.init.exchange, sender))
         if sender == self.order_query.address and not self.query_ready:
             # Its start-up reconcile is done: the private streams may start now (see
             # _sync_user_streams).
@@ -528,6 +533,8 @@ class ExchangeSupervisor(ActorTypeDispatcher):
             if slot.address is None or slot.address != msg.childAddress:
                 continue
             slot.address = None
+            if slot is self.order_command and self.parent is not None and self.init:
+                self.send(self.parent, OrderEntryAt(self.init.exchange, None))
             self.restarts += 1
             if time.monotonic() - slot.started_at > HEALTHY_AFTER_SECONDS:
                 slot.backoff.reset()

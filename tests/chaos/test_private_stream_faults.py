@@ -39,7 +39,6 @@ from tests.integration.test_user_streams import (
     account_topics,
     all_subscribed,
     record,
-    usdm_sim,  # noqa: F401  (fixture)
     user_streams,
 )
 from tests.sim.spot_client import Rest as SpotRest
@@ -184,7 +183,7 @@ def test_bybit_stalled_private_socket_is_replaced_and_fills_arrive_once(
 
 
 def test_binance_usdm_stalled_private_socket_is_replaced_and_fills_arrive_once(
-    usdm_sim: BinanceUsdmSim,  # noqa: F811
+    usdm_sim: BinanceUsdmSim,
 ) -> None:
     key, secret = usdm_sim.api_keys()[0]
     ex = exconn.start(
