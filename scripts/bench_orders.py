@@ -1,9 +1,9 @@
 """Place-to-ack latency through the order actors, against a bare signed httpx request.
 
-The simulator (Binance spot, or Bybit spot with ``--venue bybit``) runs in this process with
-its market paused. exconn is started with the simulator's first account; every order is a
-small limit buy 10 % under the bid, so it rests. For each of ``--orders`` rounds the script
-times, on the wall clock:
+The simulator (Binance spot, or Bybit spot with ``--venue bybit``) runs in a process of its
+own (``--sim-in-process``: a thread of this one) with its market paused. exconn is started
+with the simulator's first account; every order is a small limit buy 10 % under the bid, so
+it rests. For each of ``--orders`` rounds the script times, on the wall clock:
 
 - ``ex.ask(PlaceOrder)``: the engine's ask through root -> OrderCommand
   (validation, intent journal, signed REST call via exconn's RestClient) and the
@@ -29,6 +29,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -201,52 +203,78 @@ class BybitBare:
         self.http.close()
 
 
-class Bench:
-    """The simulator, two funded accounts (the engine's, the bare client's) and exconn."""
-
-    def __init__(self, spec: VenueSpec, stack: contextlib.ExitStack, entry: str) -> None:
-        self.spec = spec
-        if spec.exchange == "binance":
-            sim = stack.enter_context(BinanceSpotSim(seed=9, depth_interval_ms=100))
+def serve_sim(exchange: str, venue_symbol: str, conn: Any) -> None:
+    """The simulator with its market paused and two funded accounts; tells ``conn`` where it
+    is and who trades, then serves until ``conn`` says stop (or closes)."""
+    with contextlib.ExitStack() as stack:
+        if exchange == "binance":
+            sim: Any = stack.enter_context(BinanceSpotSim(seed=9, depth_interval_ms=100))
             sim.pause()
             engine, other = sim.api_keys(0), sim.api_keys(1)
             for keys in (engine, other):
                 sim.deposit(keys, "USDT", "100000000")
-            self.engine_creds = Credentials(engine.hmac_key, secret=engine.hmac_secret)
-            bare_creds = Credentials(other.hmac_key, secret=other.hmac_secret)
-            _, bids, _ = sim.book(spec.venue_symbol)
+            _, bids, _ = sim.book(venue_symbol)
+            keys_of = ((engine.hmac_key, engine.hmac_secret), (other.hmac_key, other.hmac_secret))
+        else:
+            sim = stack.enter_context(BybitSim(seed=9, depth_interval_ms=100))
+            sim.pause()
+            sim.step(1)  # publish a book to price from
+            keys_of = (sim.api_keys()[0], sim.add_account("bench-bare"))
+            _, bids, _ = sim.book("spot", venue_symbol)
+        conn.send((sim.rest_url, sim.ws_url, keys_of, str(bids[0][0])))
+        with contextlib.suppress(EOFError):
+            conn.recv()
+
+
+class Bench:
+    """The simulator, two funded accounts (the engine's, the bare client's) and exconn."""
+
+    def __init__(
+        self, spec: VenueSpec, stack: contextlib.ExitStack, entry: str, sim_process: bool
+    ) -> None:
+        self.spec = spec
+        if sim_process:
+            # The venue is another machine in real life: here at least another process, so
+            # that its work does not share this process's interpreter lock with the clients.
+            ctx = multiprocessing.get_context("fork")
+            here, there = ctx.Pipe()
+            proc = ctx.Process(target=serve_sim, args=(spec.exchange, spec.venue_symbol, there))
+            proc.start()
+            stack.callback(proc.join, 30)
+            stack.callback(here.send, "stop")
+        else:
+            here, there = multiprocessing.Pipe()
+            thread = threading.Thread(
+                target=serve_sim, args=(spec.exchange, spec.venue_symbol, there)
+            )
+            thread.start()
+            stack.callback(thread.join, 30)
+            stack.callback(here.send, "stop")
+        if not here.poll(60):
+            raise SystemExit("the simulator did not start in 60 s")
+        rest_url, ws_url, (engine_keys, bare_keys), bid = here.recv()
+        self.engine_creds = Credentials(engine_keys[0], secret=engine_keys[1])
+        bare_creds = Credentials(bare_keys[0], secret=bare_keys[1])
+        if spec.exchange == "binance":
             config = exconn.Config.for_sim(
-                sim.rest_url,
-                sim.ws_url,
-                binance_keys=(engine.hmac_key, engine.hmac_secret),
-                order_entry=entry,
-                log_level="WARNING",
+                rest_url, ws_url, binance_keys=engine_keys, order_entry=entry, log_level="WARNING"
             )
             bare_cls: Any = BinanceBare
         else:
-            bybit = stack.enter_context(BybitSim(seed=9, depth_interval_ms=100))
-            bybit.pause()
-            bybit.step(1)  # publish a book to price from
-            key, secret = bybit.api_keys()[0]
-            other_key, other_secret = bybit.add_account("bench-bare")
-            self.engine_creds = Credentials(key, secret=secret)
-            bare_creds = Credentials(other_key, secret=other_secret)
-            _, bids, _ = bybit.book("spot", spec.venue_symbol)
             config = exconn.Config.for_sim(
                 None,
                 None,
-                bybit=(bybit.rest_url, bybit.ws_url),
-                bybit_keys=(key, secret),
+                bybit=(rest_url, ws_url),
+                bybit_keys=engine_keys,
                 bybit_markets=("spot",),
                 order_entry=entry,
                 log_level="WARNING",
             )
             bare_cls = BybitBare
-            sim = bybit
-        self.rest_url = sim.rest_url
-        self.inst = instrument(spec, sim.rest_url)
-        self.price, self.qty = resting(self.inst, Decimal(str(bids[0][0])))
-        self.bare = bare_cls(sim.rest_url, bare_creds, spec.venue_symbol)
+        self.rest_url = rest_url
+        self.inst = instrument(spec, rest_url)
+        self.price, self.qty = resting(self.inst, Decimal(bid))
+        self.bare = bare_cls(rest_url, bare_creds, spec.venue_symbol)
         stack.callback(self.bare.close)
         self.ex = exconn.start(config)
         stack.callback(self.ex.shutdown)
@@ -294,6 +322,11 @@ def main() -> int:
         "Bybit /v5/trade); the bare client is always REST",
     )
     parser.add_argument(
+        "--sim-in-process",
+        action="store_true",
+        help="run the simulator in this process (a thread) rather than its own process",
+    )
+    parser.add_argument(
         "--direct",
         action="store_true",
         help="ask OrderCommand's address (from the supervisor's status) instead of the root: "
@@ -308,7 +341,7 @@ def main() -> int:
     bare_acked: list[str] = []
     other_replies: Counter[str] = Counter()
     with contextlib.ExitStack() as stack:
-        bench = Bench(spec, stack, args.entry)
+        bench = Bench(spec, stack, args.entry, not args.sim_in_process)
         ex = bench.ex
         deadline = time.monotonic() + 30
         while order_actors(ex, spec.exchange) is None:
