@@ -48,11 +48,10 @@ from exconn.messages import GetStatus, OrderAccepted, PlaceOrder
 from exconn.model.enums import Market, OrderSide, OrderType
 from exconn.model.instruments import Instrument
 from exconn.sim import BinanceSpotSim, BybitSim
-from exconn.transport.rest import RestClient
 from exconn.venues.binance import endpoints as binance_endpoints
 from exconn.venues.binance.signing import encode_params as binance_encode
 from exconn.venues.bybit import endpoints as bybit_endpoints
-from exconn.venues.driver import driver_for
+from exconn.venues.driver import driver_for, venue_rest_client
 from exconn.venues.keys import Credentials
 
 ASK_S = 30.0
@@ -86,14 +85,7 @@ def now_ms() -> int:
 
 def instrument(spec: VenueSpec, rest_url: str) -> Instrument:
     driver = driver_for(spec.exchange)
-    rules = driver.rest_rules(spec.market)
-    rest = RestClient(
-        rest_url,
-        exchange=spec.exchange,
-        error_for=rules.error_for,
-        error_decoder=rules.error_decoder,
-        venue=rules.venue,
-    )
+    rest = venue_rest_client(spec.exchange, spec.market, rest_url)
     try:
         catalog = driver.load_catalog(spec.market, rest.get)
     finally:

@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,34 +90,25 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 # Simulators with a still market (resting orders stay resting), for the account and order
 # tests; a module that needs other settings defines its own fixture of the same name.
-@pytest.fixture
-def spot_sim() -> Iterator[BinanceSpotSim]:
-    sim = BinanceSpotSim(seed=7, depth_interval_ms=50)
+def _paused(sim: Any) -> Iterator[Any]:
     try:
         sim.start()
         sim.pause()
         yield sim
     finally:
         sim.stop()
+
+
+@pytest.fixture
+def spot_sim() -> Iterator[BinanceSpotSim]:
+    yield from _paused(BinanceSpotSim(seed=7, depth_interval_ms=50))
 
 
 @pytest.fixture
 def usdm_sim() -> Iterator[BinanceUsdmSim]:
-    sim = BinanceUsdmSim(seed=7, depth_interval_ms=50)
-    try:
-        sim.start()
-        sim.pause()
-        yield sim
-    finally:
-        sim.stop()
+    yield from _paused(BinanceUsdmSim(seed=7, depth_interval_ms=50))
 
 
 @pytest.fixture
 def bybit_sim() -> Iterator[BybitSim]:
-    sim = BybitSim(seed=5, depth_interval_ms=50, levels=60)
-    try:
-        sim.start()
-        sim.pause()
-        yield sim
-    finally:
-        sim.stop()
+    yield from _paused(BybitSim(seed=5, depth_interval_ms=50, levels=60))

@@ -53,7 +53,7 @@ from exconn.transport.backoff import Backoff
 from exconn.transport.lifecycle import ControlPacer, Liveness
 from exconn.transport.rest import RestClient
 from exconn.transport.ws import WsClosed, WsConnection
-from exconn.venues.driver import SUBSCRIBE, UNSUBSCRIBE, VenueDriver, driver_for
+from exconn.venues.driver import SUBSCRIBE, UNSUBSCRIBE, VenueDriver, driver_for, venue_rest_client
 
 # A socket that lived this long was healthy: its loss starts the reconnect backoff anew.
 HEALTHY_AFTER_SECONDS = 30.0
@@ -153,13 +153,10 @@ class MarketDataConnection(Actor):
         )
         self.driver = driver_for(msg.exchange)
         self.handler = self.driver.stream_handler(Market(msg.market), msg.instruments)
-        rules = self.driver.rest_rules(Market(msg.market))
-        self.rest = RestClient(
+        self.rest = venue_rest_client(
+            msg.exchange,
+            msg.market,
             msg.rest_url,
-            exchange=msg.exchange,
-            error_for=rules.error_for,
-            error_decoder=rules.error_decoder,
-            venue=rules.venue,
             # One budget per host for all of the system's processes: shards fetching
             # snapshots at once cannot overflow the IP's limit together.
             budget_dir=msg.rest_budget_dir,

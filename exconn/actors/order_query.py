@@ -72,7 +72,7 @@ from exconn.orders.read_model import ReadModel
 from exconn.orders.reconcile import FillQuery, RestPicture, fill_queries, orders_to_query, reconcile
 from exconn.outbox import Outbox, Route, routes_of
 from exconn.transport.rest import RestClient
-from exconn.venues.driver import driver_for
+from exconn.venues.driver import driver_for, venue_rest_client
 
 ANY: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Any)
 # A query by client id that answers "not found" proves the order was never placed only once
@@ -114,13 +114,10 @@ class VenueOrders:
         signer = self.endpoints.RestSigner(creds) if creds is not None else None
         self.rest: dict[str, RestClient] = {}
         for market in self.markets:
-            rules = self.driver.rest_rules(Market(market))
-            self.rest[market] = RestClient(
+            self.rest[market] = venue_rest_client(
+                exchange,
+                market,
                 rest_urls[market],
-                exchange=exchange,
-                error_for=rules.error_for,
-                error_decoder=rules.error_decoder,
-                venue=rules.venue,
                 signer=signer,
                 budget_dir=budget_dir,
                 timeout=timeout,

@@ -58,8 +58,7 @@ from exconn.model.enums import Market
 from exconn.topics import parse_topic
 from exconn.transport.backoff import Backoff
 from exconn.transport.lifecycle import ShardPlanner
-from exconn.transport.rest import RestClient
-from exconn.venues.driver import VenueDriver, driver_for
+from exconn.venues.driver import VenueDriver, driver_for, venue_rest_client
 
 # A child that lived this long is healthy again: its next failure starts the backoff anew.
 HEALTHY_AFTER_SECONDS = 30.0
@@ -183,13 +182,10 @@ class ExchangeSupervisor(ActorTypeDispatcher):
     def _fetch_instruments(self, market: str) -> list[Any]:
         assert self.init is not None
         venue_urls = self.init.config.urls_for(market)
-        rules = self.driver.rest_rules(Market(market))
-        rest = RestClient(
+        rest = venue_rest_client(
+            self.init.exchange,
+            market,
             venue_urls.rest,
-            exchange=self.init.exchange,
-            error_for=rules.error_for,
-            error_decoder=rules.error_decoder,
-            venue=rules.venue,
             budget_dir=self.init.config.rest_budget_dir,
         )
         try:

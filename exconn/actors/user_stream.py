@@ -67,7 +67,7 @@ from exconn.transport.backoff import Backoff
 from exconn.transport.heartbeat import Beat, Heartbeat
 from exconn.transport.rest import RestClient
 from exconn.transport.ws import WsClosed, WsConnection
-from exconn.venues.driver import ListenKeySteps, VenueDriver, driver_for
+from exconn.venues.driver import ListenKeySteps, VenueDriver, driver_for, venue_rest_client
 
 # A socket that lived this long was healthy: its loss starts the reconnect backoff anew.
 HEALTHY_AFTER_SECONDS = 30.0
@@ -226,14 +226,8 @@ class UserStreamConnection(Actor):
             self.steps = self.driver.listen_key_steps(Market(msg.markets[0]))
         # listenKey requests (USD-M), or the venue's time for the signed open frames: the
         # same clock-offset estimate as the REST client's signed requests.
-        rules = self.driver.rest_rules(Market(msg.markets[0]))
-        self.rest = RestClient(
-            msg.rest_url,
-            exchange=msg.exchange,
-            error_for=rules.error_for,
-            error_decoder=rules.error_decoder,
-            venue=rules.venue,
-            budget_dir=msg.rest_budget_dir,
+        self.rest = venue_rest_client(
+            msg.exchange, msg.markets[0], msg.rest_url, budget_dir=msg.rest_budget_dir
         )
         self._connect()
 

@@ -19,6 +19,7 @@ import msgspec
 
 from exconn.model.enums import Market
 from exconn.model.instruments import Instrument
+from exconn.transport.rest import RestClient
 
 _RAW_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(msgspec.Raw)
 
@@ -163,6 +164,20 @@ class UrlsDriver:
 
 SUBSCRIBE = "subscribe"
 UNSUBSCRIBE = "unsubscribe"
+
+
+def venue_rest_client(exchange: str, market: Market | str, url: str, **options: Any) -> RestClient:
+    """A ``RestClient`` for one market of ``exchange`` with its driver's rules (error mapping,
+    limit headers); ``options`` go to ``RestClient`` (``signer``, ``budget_dir``, ``timeout``)."""
+    rules = driver_for(exchange).rest_rules(Market(market))
+    return RestClient(
+        url,
+        exchange=exchange,
+        error_for=rules.error_for,
+        error_decoder=rules.error_decoder,
+        venue=rules.venue,
+        **options,
+    )
 
 
 def driver_for(exchange: str) -> VenueDriver:

@@ -35,8 +35,7 @@ from exconn.messages import (
 from exconn.model.enums import Market, OrderSide, OrderType, TimeInForce
 from exconn.model.instruments import Instrument
 from exconn.sim import BinanceSpotSim, BybitSim
-from exconn.transport.rest import RestClient
-from exconn.venues.driver import driver_for
+from exconn.venues.driver import driver_for, venue_rest_client
 from tests.integration.conftest import wait_for
 from tests.integration.test_user_streams import (
     WAIT,
@@ -59,14 +58,7 @@ SLOW_RECONNECT = WsSettings(backoff_initial_s=4.0)
 
 def _instrument(exchange: str, market: Market, rest_url: str, symbol: str) -> Instrument:
     driver = driver_for(exchange)
-    rules = driver.rest_rules(market)
-    rest = RestClient(
-        rest_url,
-        exchange=exchange,
-        error_for=rules.error_for,
-        error_decoder=rules.error_decoder,
-        venue=rules.venue,
-    )
+    rest = venue_rest_client(exchange, market, rest_url)
     try:
         catalog = driver.load_catalog(market, rest.get)
     finally:
