@@ -23,7 +23,9 @@ from exconn.errors import ConfigError, ExchangeDown
 from exconn.logs import THESPIAN_LOG_DEFS, configure
 from exconn.messages import (
     ConnectionInfo,
+    GetOrderEntry,
     GetStatus,
+    OrderEntry,
     RootStart,
     RootStarted,
     Subscribe,
@@ -74,6 +76,15 @@ class Exconn:
 
     def ask(self, message: Any, timeout: float = 10.0) -> Any:
         return self.system.ask(self.root, message, timeout)
+
+    def order_entry(self, exchange: str, timeout: float = 5.0) -> Any:
+        """The address of ``exchange``'s OrderCommand (None while it is not running): order
+        commands asked of it directly skip the root's hop. It changes when the OrderCommand
+        restarts; an engine actor keeps it current with ``GetOrderEntry`` (see there)."""
+        reply = self.system.ask(self.root, GetOrderEntry(exchange, watch=False), timeout)
+        if not isinstance(reply, OrderEntry):
+            raise ExchangeDown("exconn root did not answer where the order entry is")
+        return reply.address
 
     def status(self, timeout: float = 5.0) -> SystemStatus:
         """Ask every supervisor and connection actor how it is (blocking, bounded per hop)."""

@@ -558,6 +558,43 @@ class CancelOrders(msgspec.Struct, frozen=True):
 OrderCommandMessage = PlaceOrder | AmendOrder | CancelOrder | CancelAll | PlaceOrders | CancelOrders
 
 
+class GetOrderEntry(msgspec.Struct, frozen=True):
+    """Ask the root where ``exchange``'s ``OrderCommand`` is, to send order commands straight
+    to it: one process hop fewer than through the root (see the README's Performance
+    section for what that hop costs). Answered with
+    ``OrderEntry``. With ``watch`` (the default) the asker also gets a new ``OrderEntry``
+    every time the address changes (the ``OrderCommand`` restarted: ``address`` is None
+    while it is down), until it sends ``GetOrderEntry(exchange, watch=False)``.
+
+    A command sent straight to an address whose ``OrderCommand`` has since died reaches
+    nothing and nobody answers it: exconn tells the watchers of that exchange
+    ``CommandNotDelivered`` instead (nothing of it left exconn; send it again to the new
+    address or to the root). Through the root, commands are never lost that way."""
+
+    exchange: str
+    watch: bool = True
+
+
+class OrderEntry(msgspec.Struct, frozen=True):
+    """Where ``exchange``'s ``OrderCommand`` is; ``address`` None while it is not running
+    (restarting, or ``reason``: the exchange is not configured or has no credentials).
+    Commands sent to ``address`` are answered exactly as through the root."""
+
+    exchange: str
+    address: ActorRef | None
+    reason: str = ""
+
+
+class CommandNotDelivered(msgspec.Struct, frozen=True):
+    """To the watchers of ``exchange``'s order entry (``GetOrderEntry``): ``command`` was sent
+    straight to an ``OrderCommand`` that had died. It never reached exconn's order path and
+    nothing of it was sent to the venue: it may be sent again, with the same client order
+    id, to the new address or to the root."""
+
+    exchange: str
+    command: Any  # OrderCommandMessage
+
+
 # exconn -> engine: order command replies. ``action`` is ``place``, ``amend``, ``cancel`` or
 # ``cancel_all``.
 class OrderAccepted(msgspec.Struct, frozen=True, kw_only=True):

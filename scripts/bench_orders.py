@@ -5,8 +5,10 @@ own (``--sim-in-process``: a thread of this one) with its market paused. exconn 
 with the simulator's first account; every order is a small limit buy 10 % under the bid, so
 it rests. For each of ``--orders`` rounds the script times, on the wall clock:
 
-- ``ex.ask(PlaceOrder)``: the engine's ask through root -> OrderCommand
-  (validation, intent journal, signed REST call via exconn's RestClient) and the
+- an ask of ``PlaceOrder`` (``ex.system.ask``) to the exchange's OrderCommand, at the address
+  the root gives (``ex.order_entry``: what an engine actor gets with ``GetOrderEntry``), or with
+  ``--via root`` to the root, which hands it on: validation, intent journal, the signed
+  request (exconn's RestClient, or with ``--entry ws`` the venue's order WebSocket) and the
   ``OrderAccepted`` back to the asker;
 - a bare ``POST /api/v3/order`` (Bybit ``POST /v5/order/create``) with httpx (one kept-alive
   connection), signed with exconn's own signer, for a second account (the venues limit
@@ -21,7 +23,7 @@ model lacks), nothing duplicated (an id twice).
 
     .venv/bin/python scripts/bench_orders.py                 # 1,000 orders, about 4.5 minutes
     .venv/bin/python scripts/bench_orders.py --venue bybit   # about 2.5 minutes
-    .venv/bin/python scripts/bench_orders.py --orders 200
+    .venv/bin/python scripts/bench_orders.py --orders 200 --via root --entry ws
 """
 
 from __future__ import annotations
@@ -319,16 +321,18 @@ def main() -> int:
         help="run the simulator in this process (a thread) rather than its own process",
     )
     parser.add_argument(
-        "--direct",
-        action="store_true",
-        help="ask OrderCommand's address (from the supervisor's status) instead of the root: "
-        "what the two routing hops cost",
+        "--via",
+        choices=("entry", "root"),
+        default="entry",
+        help="ask the OrderCommand at the address the root gives (ex.order_entry, an engine "
+        "actor's GetOrderEntry), or ask the root, which hands the order on (one process hop "
+        "more)",
     )
     args = parser.parse_args()
     spec = VENUES[args.venue]
     rate = args.rate or spec.rate
     through: list[float] = []
-    direct: list[float] = []
+    bare: list[float] = []
     acked: list[str] = []
     bare_acked: list[str] = []
     other_replies: Counter[str] = Counter()
@@ -336,13 +340,12 @@ def main() -> int:
         bench = Bench(spec, stack, args.entry, not args.sim_in_process)
         ex = bench.ex
         deadline = time.monotonic() + 30
-        while order_actors(ex, spec.exchange) is None:
+        # The order entry is known to the root once OrderCommand has started (its init done).
+        while order_actors(ex, spec.exchange) is None or ex.order_entry(spec.exchange) is None:
             if time.monotonic() > deadline:
                 raise SystemExit("the order actors did not start in 30 s")
             time.sleep(0.1)
-        sup = order_actors(ex, spec.exchange)
-        assert sup is not None
-        target = sup.order_command if args.direct else ex.root
+        target = ex.order_entry(spec.exchange) if args.via == "entry" else ex.root
         next_at = time.monotonic()
         for i in range(args.warmup + args.orders):
             next_at += 1.0 / rate
@@ -377,7 +380,7 @@ def main() -> int:
                 other_replies["bare: refused"] += 1
             if i >= args.warmup:
                 through.append(t_ask / 1000)
-                direct.append(t_bare / 1000)
+                bare.append(t_bare / 1000)
             pause = next_at - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
@@ -393,9 +396,10 @@ def main() -> int:
         f"{spec.exchange} {spec.market}: {args.orders} orders measured "
         f"(+{args.warmup} warm-up), {rate:g} rounds/s"
     )
-    report("ask OrderCommand -> ack" if args.direct else "ex.ask(PlaceOrder) -> ack", through)
-    report("bare signed httpx POST", direct)
-    diff = percentile(through, 0.5) - percentile(direct, 0.5)
+    path = "OrderCommand" if args.via == "entry" else "the root"
+    report(f"ask {path} ({args.entry}) -> ack", through)
+    report("bare signed httpx POST", bare)
+    diff = percentile(through, 0.5) - percentile(bare, 0.5)
     print(f"{'p50 difference':<34}{diff / 1000:.3f} ms (target <= 1.5 ms)")
     if other_replies:
         print(f"replies other than accepted: {dict(other_replies)}")

@@ -156,6 +156,9 @@ class RoutedCommand(msgspec.Struct, frozen=True):
 
     command: Any
     reply_to: ActorRef
+    # Came back once as a dead letter (its OrderCommand had died) and was handed on: a second
+    # time it is refused, so a stale address cannot bounce it around.
+    returned: bool = False
 
 
 class OrderEntryAt(msgspec.Struct, frozen=True):

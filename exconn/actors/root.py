@@ -15,7 +15,13 @@ import time
 from typing import Any
 
 from loguru import logger
-from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited, WakeupMessage
+from thespian.actors import (
+    ActorExitRequest,
+    ActorTypeDispatcher,
+    ChildActorExited,
+    DeadEnvelope,
+    WakeupMessage,
+)
 
 from exconn.actors.order_messages import (
     OrderEntryAt,
@@ -33,12 +39,15 @@ from exconn.messages import (
     CancelAll,
     CancelOrder,
     CancelOrders,
+    CommandNotDelivered,
     GetBalances,
     GetFills,
     GetOpenOrders,
     GetOrder,
+    GetOrderEntry,
     GetPositions,
     GetStatus,
+    OrderEntry,
     PlaceOrder,
     PlaceOrders,
     RootStart,
@@ -52,6 +61,8 @@ from exconn.topics import SubscriptionRegistry
 from exconn.transport.backoff import Backoff
 
 HEALTHY_AFTER_SECONDS = 30.0
+MAX_ENTRY_WATCHERS = 256  # per exchange: engines' actors told where its OrderCommand is
+_COMMANDS = (PlaceOrder, PlaceOrders, AmendOrder, CancelOrder, CancelAll, CancelOrders)
 
 
 class TreeStatus:
@@ -82,6 +93,8 @@ class Root(ActorTypeDispatcher):
         self.supervisors: dict[str, _Slot] = {}
         # exchange -> its OrderCommand, as its supervisor last reported (OrderEntryAt)
         self.order_entries: dict[str, Any] = {}
+        # exchange -> {str(address): address} of the actors that asked to be told (GetOrderEntry)
+        self.entry_watchers: dict[str, dict[str, Any]] = {}
         self.registry = SubscriptionRegistry()  # mirror of the router's, for its restarts
         self.timers = Timers(self)
         self.restarts = 0
@@ -93,6 +106,9 @@ class Root(ActorTypeDispatcher):
             self.config = msg.config
             configure(self.config.log_level)
             self.log = logger.bind(component="root")
+            # A command sent to an OrderCommand that has died comes back here, not lost
+            # silently (receiveMsg_DeadEnvelope).
+            self.handleDeadLetters(startHandling=True)
             for ex in self.config.exchanges:
                 self.supervisors[ex.name] = slot = _Slot(ex.name)
                 self._start_supervisor(slot)
@@ -133,7 +149,7 @@ class Root(ActorTypeDispatcher):
             if slot.address is None or slot.address != msg.childAddress:
                 continue
             slot.address = None
-            self.order_entries.pop(slot.name, None)  # the command died with its supervisor
+            self._set_entry(slot.name, None)  # the command died with its supervisor
             self.restarts += 1
             if time.monotonic() - slot.started_at > HEALTHY_AFTER_SECONDS:
                 slot.backoff.reset()
@@ -201,10 +217,78 @@ class Root(ActorTypeDispatcher):
         slot = self.supervisors.get(msg.exchange)
         if slot is None or slot.address != sender:
             return  # from a supervisor that has since been replaced
-        if msg.address is None:
-            self.order_entries.pop(msg.exchange, None)
+        self._set_entry(msg.exchange, msg.address)
+
+    def _set_entry(self, exchange: str, address: Any) -> None:
+        """Record where ``exchange``'s OrderCommand is and tell the watchers if it moved."""
+        if self.order_entries.get(exchange) == address:
+            return
+        if address is None:
+            self.order_entries.pop(exchange, None)
         else:
-            self.order_entries[msg.exchange] = msg.address
+            self.order_entries[exchange] = address
+        for watcher in self.entry_watchers.get(exchange, {}).values():
+            self.send(watcher, self._entry(exchange))
+
+    def _entry(self, exchange: str) -> OrderEntry:
+        address = self.order_entries.get(exchange)
+        if address is not None:
+            return OrderEntry(exchange, address)
+        slot = self.supervisors.get(exchange)
+        if slot is None:
+            return OrderEntry(exchange, None, f"exchange {exchange!r} is not configured")
+        ex = next(e for e in self.config.exchanges if e.name == exchange)
+        if ex.credentials is None:
+            return OrderEntry(exchange, None, f"{exchange} has no API credentials")
+        return OrderEntry(exchange, None, f"{exchange} order command is (re)starting")
+
+    def receiveMsg_GetOrderEntry(self, msg: GetOrderEntry, sender: Any) -> None:
+        watchers = self.entry_watchers.setdefault(msg.exchange, {})
+        if not msg.watch:
+            watchers.pop(str(sender), None)
+        elif msg.exchange in self.supervisors and (
+            str(sender) in watchers or len(watchers) < MAX_ENTRY_WATCHERS
+        ):
+            watchers[str(sender)] = sender
+        elif msg.exchange in self.supervisors:
+            self.log.warning("{}: {} order-entry watchers already", msg.exchange, len(watchers))
+        self.send(sender, self._entry(msg.exchange))
+
+    def receiveMsg_DeadEnvelope(self, msg: DeadEnvelope, sender: Any) -> None:
+        """A message whose target had died. Only the order path's matter here: nothing of
+        them reached an order actor, so they can be answered (or re-routed) safely."""
+        dead, message = msg.deadAddress, msg.deadMessage
+        for exchange, entry in list(self.order_entries.items()):
+            if entry == dead:
+                self._set_entry(exchange, None)  # its supervisor will say where the new one is
+        if isinstance(message, RoutedCommand):
+            # Sent to an OrderCommand that had just died, so nothing of it was sent: hand it
+            # to the supervisor, which passes it to the new one or, while that is starting,
+            # refuses it (ExchangeDown): answered either way, never lost.
+            exchange = _exchange_of(message.command)
+            slot = self.supervisors.get(exchange)
+            if (
+                not message.returned
+                and slot is not None
+                and slot.address is not None
+                and slot.address != dead
+            ):
+                self.send(slot.address, RoutedCommand(message.command, message.reply_to, True))
+                return
+            reason, text = unroutable(exchange, slot is not None, "nothing was sent")
+            for reply in refusals(message.command, reason, text):
+                self.send(message.reply_to, reply)
+        elif isinstance(message, _COMMANDS):
+            # Sent straight to a dead OrderCommand (GetOrderEntry): the sender is not known;
+            # the exchange's watchers are who sent it.
+            exchange = _exchange_of(message)
+            self.log.warning(
+                "{} sent to a dead order command: not delivered", type(message).__name__
+            )
+            for watcher in self.entry_watchers.get(exchange, {}).values():
+                self.send(watcher, CommandNotDelivered(exchange, message))
+        elif isinstance(message, OrderEntry):
+            self.entry_watchers.get(message.exchange, {}).pop(str(dead), None)
 
     def _route_command(self, exchange: str, command: Any, sender: Any) -> None:
         entry = self.order_entries.get(exchange)
@@ -258,6 +342,12 @@ def unroutable(exchange: str | None, configured: bool, restarting_hint: str) -> 
     if not configured:
         return "ConfigError", f"exchange {exchange!r} is not configured"
     return "ExchangeDown", f"{exchange} supervisor is restarting: {restarting_hint}"
+
+
+def _exchange_of(command: Any) -> str:
+    items = getattr(command, "orders", None)
+    first = items[0] if items else command
+    return str(getattr(first, "exchange", ""))
 
 
 def _by_exchange(orders: Any) -> dict[str, list[Any]]:
