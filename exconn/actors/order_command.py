@@ -32,8 +32,10 @@ one. Binance sends them one by one (no spot batch place; see its ``batch_limit``
 
 Under a system (``rest_budget_dir`` set) the intent journal is durable
 (``exconn.orders.journal_store``: each intent's state is written on every change, IN_FLIGHT
-before the send). A restarted OrderCommand reads it back: an intent that was in flight or
-unknown stays refused for a re-send and is resolved by query again. The engine that asked is
+before the send, the others once the handler has sent its replies: the engine's ack waits
+for no write but the one that must precede the send). A restarted OrderCommand reads it
+back: an intent that was in flight or unknown stays refused for a re-send and is resolved
+by query again. The engine that asked is
 not known to the new process (Thespian addresses are not written to the journal: an ``ask``
 endpoint is gone with its ask anyway), so that resolution goes to ``OrderQuery``, which
 publishes the order's state on ``orders.<exchange>`` (and answers ``GetOrder``), and to the log.
@@ -48,6 +50,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from loguru import logger
 from thespian.actors import Actor, ActorExitRequest, WakeupMessage
 
@@ -114,6 +117,17 @@ class Pending:
 
 
 @dataclass(frozen=True)
+class _AcceptedReply:
+    """A ``CommandReply`` for OrderQuery whose order row is read from the venue's answer only
+    once the engine has its reply (see ``_flush_query``)."""
+
+    reply: OrderReply
+    market: str
+    symbol: str
+    body: Any
+
+
+@dataclass(frozen=True)
 class _Ready:
     """A placement checked and journalled as in flight, ready to be sent."""
 
@@ -151,6 +165,8 @@ class OrderCommand(Actor):
         self.ws_entry: Any = None
         self.query: Any = None
         self.to_query: list[Any] = []
+        # Intent records whose write waits until the handler's replies are sent (_persist).
+        self.unwritten: list[IntentRecord] = []
         self.timers: Any = None
         self.log = logger
 
@@ -266,7 +282,19 @@ class OrderCommand(Actor):
         store = self.intent_store
         if store is None or intent.order is None:
             return
-        store.append(_record_of(intent))
+        self.unwritten.append(_record_of(intent))
+        if intent.state is IntentState.IN_FLIGHT:
+            # Written before the send (with anything still waiting, in order).
+            self._write_intents()
+        # Any other change (an answer, a resolution) is written once the handler has sent
+        # its replies (``_flush_query``): a process killed before that finds the intent in
+        # flight, hence unknown, and resolves it by query; never sent again blindly.
+
+    def _write_intents(self) -> None:
+        store, records, self.unwritten = self.intent_store, self.unwritten, []
+        if store is None or not records:
+            return
+        store.append_many(records)
         if store.needs_compaction:
             store.compact(intents_to_keep(_record_of(i) for i in self.journal if i.order))
 
@@ -278,10 +306,26 @@ class OrderCommand(Actor):
             self.to_query.append(message)
 
     def _flush_query(self) -> None:
+        """After the handler's replies: the intent records still to write, then what
+        OrderQuery is to be told."""
+        self._write_intents()
         told, self.to_query = self.to_query, []
         if self.query is not None:
             for message in told:
+                if isinstance(message, _AcceptedReply):
+                    message = self._accepted_reply(message)
                 self.send(self.query, message)
+
+    def _accepted_reply(self, accepted: _AcceptedReply) -> CommandReply:
+        order_row = None
+        if self.venue is not None:
+            try:
+                order_row = self.venue.order_of_reply(
+                    accepted.market, accepted.symbol, accepted.body
+                )
+            except Exception:  # the reply itself still reaches the read model
+                self.log.exception("order command: order row of a reply not readable")
+        return CommandReply(accepted.reply, order=order_row)
 
     # ------------------------------------------------------------------ placement
     def _place(self, order: PlaceOrder, sender: Any) -> OrderReply:
@@ -313,7 +357,7 @@ class OrderCommand(Actor):
             if instrument is None:
                 raise errors.InvalidOrder(f"{order.symbol}: not among the instruments given")
             order = assign_client_order_id(order, self.init.client_id_prefix)
-            ctx = ReplyContext(**{**_fields(ctx), "client_order_id": order.client_order_id})
+            ctx = msgspec.structs.replace(ctx, client_order_id=order.client_order_id)
             validate_place(order, instrument)
             request = venue.entry.place_request(order, instrument)
             cid = str(order.client_order_id)
@@ -329,10 +373,10 @@ class OrderCommand(Actor):
         assert self.venue is not None and self.init is not None
         ctx, order, cid = ready.ctx, ready.order, str(ready.order.client_order_id)
         self.journal.settle(reply)
-        order_row = None
         if isinstance(reply, OrderAccepted):
-            order_row = self.venue.order_of_reply(ctx.market, ctx.symbol, body)
-        self._tell_query(CommandReply(reply, order=order_row))
+            self._tell_query(_AcceptedReply(reply, ctx.market, ctx.symbol, body))
+        else:
+            self._tell_query(CommandReply(reply))
         if isinstance(reply, OrderOutcomeUnknown):
             self.log.warning("order {}: outcome unknown ({}); resolving by query", cid, reply.known)
             pending = Pending(order, sender, time.monotonic(), delay=self.init.resolve_initial_s)
@@ -460,10 +504,10 @@ class OrderCommand(Actor):
         except errors.ExconnError as exc:
             return _rejected(ctx, exc)
         reply, body = self._submit(ctx, request, cmd, instrument)
-        order_row = None
         if isinstance(reply, OrderAccepted) and action != "cancel_all":
-            order_row = venue.order_of_reply(ctx.market, symbol, body)
-        self._tell_query(CommandReply(reply, order=order_row))
+            self._tell_query(_AcceptedReply(reply, ctx.market, symbol, body))
+        else:
+            self._tell_query(CommandReply(reply))
         return reply
 
     # ------------------------------------------------------------------ batches
@@ -694,13 +738,3 @@ def _record_of(intent: Intent) -> IntentRecord:
         exchange_order_id=intent.exchange_order_id,
         sent_at=intent.sent_at,
     )
-
-
-def _fields(ctx: ReplyContext) -> dict[str, Any]:
-    return {
-        "exchange": ctx.exchange,
-        "market": ctx.market,
-        "symbol": ctx.symbol,
-        "action": ctx.action,
-        "client_order_id": ctx.client_order_id,
-    }

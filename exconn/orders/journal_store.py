@@ -31,11 +31,14 @@ What each actor records, and when:
   newest ``KEEP_FILLS_PER_INSTRUMENT`` fills (the cursor and the overlap a time-based "since"
   query returns again).
 - ``OrderCommand`` records an ``IntentRecord`` (the order, its state, the wall time of the
-  send) on every change of an intent, the IN_FLIGHT one *before* the order is sent; the last
-  record of a client id is its state. On restart, IN_FLIGHT and UNKNOWN intents are UNKNOWN
-  (the send may have reached the venue): a re-send is refused and they are resolved by query
-  again. Compaction keeps every unresolved intent and the newest ``KEEP_DECIDED_INTENTS``
-  decided ones (a re-send of an accepted id stays refused for those).
+  send) on every change of an intent, the IN_FLIGHT one *before* the order is sent, the
+  others (the answer, a resolution) once it has replied to the engine, several in one write;
+  the last record of a client id is its state. Killed before such a write, the intent reads
+  back as IN_FLIGHT: unknown, hence resolved by query again, never re-sent. On restart,
+  IN_FLIGHT and UNKNOWN intents are UNKNOWN (the send may have reached the venue): a re-send
+  is refused and they are resolved by query again. Compaction keeps every unresolved intent
+  and the newest ``KEEP_DECIDED_INTENTS`` decided ones (a re-send of an accepted id stays
+  refused for those).
 """
 
 from __future__ import annotations

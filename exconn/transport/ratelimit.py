@@ -528,22 +528,36 @@ class WeightLimiter:
         if cost.extra:
             self._learn(cost)
         with self.store.session() as state:
-            wait = 0.0
-            charges: list[tuple[_Counter, list[int], int]] = []
-            for limit in self._limits:
-                amount = cost.of(limit.kind)
-                if amount <= 0:
-                    continue
-                counter = state.counter(self._key(limit), limit)
-                limit_wait, slots = self._check(limit, counter, amount, now_ms)
-                wait = max(wait, limit_wait)
-                charges.append((counter, slots, amount))
-            if wait > 0:
-                return wait
-            for counter, slots, amount in charges:
-                for slot in slots:
-                    counter.slots[slot] = counter.slots.get(slot, 0) + amount
-            state.prune(now_ms)
+            return self._try_reserve(state, cost, now_ms)
+
+    def reserve(self, cost: Cost, now_ms: float, *, is_order: bool) -> tuple[Stop | None, float]:
+        """``stopped`` then, when nothing stops the request, ``try_reserve``, in one session
+        of the store (one lock and one read and write of a shared budget instead of two):
+        (the stop in force, 0.0) or (None, the ms to wait; 0.0 when charged)."""
+        keys = self._stop_keys(is_order, cost)
+        with self.store.session() as state:
+            stop = self._stop_in(state, keys, now_ms)
+            if stop is not None:
+                return stop, 0.0
+            return None, self._try_reserve(state, cost, now_ms)
+
+    def _try_reserve(self, state: BudgetState, cost: Cost, now_ms: float) -> float:
+        wait = 0.0
+        charges: list[tuple[_Counter, list[int], int]] = []
+        for limit in self._limits:
+            amount = cost.of(limit.kind)
+            if amount <= 0:
+                continue
+            counter = state.counter(self._key(limit), limit)
+            limit_wait, slots = self._check(limit, counter, amount, now_ms)
+            wait = max(wait, limit_wait)
+            charges.append((counter, slots, amount))
+        if wait > 0:
+            return wait
+        for counter, slots, amount in charges:
+            for slot in slots:
+                counter.slots[slot] = counter.slots.get(slot, 0) + amount
+        state.prune(now_ms)
         return 0.0
 
     def release(self, cost: Cost, now_ms: float) -> None:
@@ -580,8 +594,11 @@ class WeightLimiter:
             return
         for usage in usages:
             if usage.limit is not None and usage.limit > 0:
+                # Rebuilt only when the venue's value differs (Bybit repeats it on every answer).
                 self._limits = tuple(
-                    replace(lim, limit=usage.limit) if self._matches(lim, usage) else lim
+                    replace(lim, limit=usage.limit)
+                    if lim.limit != usage.limit and self._matches(lim, usage)
+                    else lim
                     for lim in self._limits
                 )
         with self.store.session() as state:
@@ -605,19 +622,27 @@ class WeightLimiter:
     def stopped(self, now_ms: float, *, is_order: bool, cost: Cost | None = None) -> Stop | None:
         """The stop in force for this request, if any: the host-wide one first, then the
         order-count one (orders only), then those of the budgets ``cost`` draws on."""
+        keys = self._stop_keys(is_order, cost)
+        with self.store.session() as state:
+            return self._stop_in(state, keys, now_ms)
+
+    def _stop_keys(self, is_order: bool, cost: Cost | None) -> list[str]:
         keys = ["host", "orders"] if is_order else ["host"]
         if cost is not None and cost.extra:
             self._learn(cost)  # another process may have stopped a budget new to this one
             keys.extend(self._stop_key(kind) for kind in cost.kinds)
-        with self.store.session() as state:
-            for key in keys:
-                stop = state.stops.get(key)
-                if stop is None:
-                    continue
-                if now_ms >= stop.until_ms:
-                    del state.stops[key]
-                    continue
-                return stop
+        return keys
+
+    @staticmethod
+    def _stop_in(state: BudgetState, keys: list[str], now_ms: float) -> Stop | None:
+        for key in keys:
+            stop = state.stops.get(key)
+            if stop is None:
+                continue
+            if now_ms >= stop.until_ms:
+                del state.stops[key]
+                continue
+            return stop
         return None
 
     def stop(

@@ -8,9 +8,10 @@ One ``RestClient`` per host. What a request goes through, in order:
    ``max_wait``) for budget, and for an endpoint stopped by its rate-limit code (Bybit 10006)
    until the venue's reset. With ``budget_dir`` the budget and the stops are
    shared by every process of the exconn system (``exconn.transport.ratelimit``);
-2. for signed requests, the clock offset is refreshed when stale, and ``SigningAuth`` (an
-   ``httpx.Auth`` flow) has the venue's signer add the timestamp *after* any wait, then the
-   signature over the exact query or body bytes that are sent;
+2. for signed requests, the clock offset is refreshed when stale, and the venue's signer adds
+   the timestamp *after* any budget wait, then the signature over the exact query or body
+   bytes that are sent (the request is built once, already signed: parsing a URL is most of
+   httpx's own cost per request);
 3. ``BreakerTransport`` (pybreaker) refuses to send while the host's breaker is open;
 4. a response event hook feeds the venue's usage headers back into the limiter and turns the
    venue's refusing statuses (429/418 on Binance, 403/429 on Bybit) into a host-wide stop;
@@ -32,6 +33,7 @@ venue by name.
 from __future__ import annotations
 
 import hashlib
+import http.cookiejar
 import threading
 import time
 from collections import Counter
@@ -165,24 +167,19 @@ def account_fingerprint(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()[:16]
 
 
-class SigningAuth(httpx.Auth):
-    """httpx auth flow: timestamp + signature over the query or body exactly as sent."""
+class _NoCookies(http.cookiejar.CookieJar):
+    """The venues authenticate by key, never by cookie: none is kept or sent (a cookie set by
+    a venue or a proxy would otherwise ride on every later request), and the cookie jar's
+    per-request work is skipped."""
 
-    def __init__(self, signer: Signer, timestamp_ms: Callable[[], int]) -> None:
-        self._signer = signer
-        self._timestamp_ms = timestamp_ms
+    def add_cookie_header(self, request: Any) -> None:
+        return None
 
-    def auth_flow(self, request: httpx.Request) -> Any:
-        query = request.url.query.decode("ascii")
-        body = request.content.decode("utf-8")
-        signed, headers = self._signer.sign(query, body, self._timestamp_ms())
-        if signed != query:
-            request.url = request.url.copy_with(query=signed.encode("ascii"))
-        request.headers.update(headers)
-        yield request
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
 
-    def __repr__(self) -> str:
-        return "SigningAuth()"
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return None
 
 
 class RestClient:
@@ -243,9 +240,14 @@ class RestClient:
             base_url=base_url,
             timeout=httpx.Timeout(timeout),
             headers={"User-Agent": "exconn"},
+            cookies=_NoCookies(),
             transport=BreakerTransport(inner, self.breaker),
             event_hooks={"response": [self._on_response]},
         )
+        # Requests are built with absolute URLs (parsed once, not once more to merge them
+        # with the base); joined as httpx joins them: base path + the path without its "/".
+        base = str(self._client.base_url)
+        self._base_url = base if base.endswith("/") else base + "/"
 
     def _new_limiter(self, limits: Iterable[Limit]) -> WeightLimiter:
         return WeightLimiter(limits, store=self._budget, account=self._account)
@@ -432,7 +434,7 @@ class RestClient:
                 now = self._server_now_ms()
                 if limiter is None:
                     return now
-                stop = limiter.stopped(now, is_order=is_order, cost=cost)
+                stop, wait_ms = limiter.reserve(cost, now, is_order=is_order)
                 if stop is not None:
                     remaining = stop.remaining_s(now)
                     # A host stop (429/418/403) is the caller's to handle: continuing risks a
@@ -442,8 +444,6 @@ class RestClient:
                         self.stats["refused_stopped"] += 1
                         raise self._stop_error(endpoint, stop, remaining)
                     wait_ms = remaining * 1000 + 1
-                else:
-                    wait_ms = limiter.try_reserve(cost, now)
             if wait_ms <= 0:
                 return now
             if waited + wait_ms / 1000 > self.max_wait:
@@ -507,16 +507,27 @@ class RestClient:
         path: str,
         items: Sequence[tuple[str, Any]],
         headers: Mapping[str, str] | None,
+        signed: bool,
     ) -> httpx.Request:
+        """The request as it is sent; signed (timestamp now, after any budget wait) over the
+        exact query or body bytes it carries."""
         venue = self.venue
+        content: bytes | None = None
+        merged = dict(headers) if headers else {}
         if venue is not None and method in venue.json_body_methods:
-            # The exact bytes sent are the bytes signed (SigningAuth reads request.content).
-            body = _encode_json(dict(items))
-            merged = {**(headers or {}), "Content-Type": "application/json"}
-            return self._client.build_request(method, path, content=body, headers=merged)
-        query = encode_query((k, _text(v)) for k, v in items)
-        url = f"{path}?{query}" if query else path
-        return self._client.build_request(method, url, headers=headers)
+            content = _encode_json(dict(items))
+            query = ""
+            merged["Content-Type"] = "application/json"
+        else:
+            query = encode_query((k, _text(v)) for k, v in items)
+        if signed and self._signer is not None:
+            body = content.decode("utf-8") if content is not None else ""
+            query, signature_headers = self._signer.sign(query, body, self._timestamp_ms())
+            merged.update(signature_headers)
+        url = self._base_url + path.lstrip("/")
+        if query:
+            url = f"{url}?{query}"
+        return self._client.build_request(method, url, content=content, headers=merged or None)
 
     def _send_timed(
         self,
@@ -531,14 +542,13 @@ class RestClient:
         endpoint = f"{method} {path}"
         cost = self._cost(method, path, items)
         reserved_at = self._reserve(endpoint, cost, is_order)
-        request = self._build(method, path, items, headers)
+        request = self._build(method, path, items, headers, signed)
         request.extensions[_COST] = cost
-        auth = SigningAuth(self._signer, self._timestamp_ms) if signed and self._signer else None
         t_send = self._now_ms()
         m_send = self._monotonic()
         try:
             self.stats["sent"] += 1
-            response = self._client.send(request, auth=auth)
+            response = self._client.send(request)
         except BreakerOpen as exc:
             self.stats["sent"] -= 1
             self.stats["refused_breaker"] += 1

@@ -100,6 +100,20 @@ def test_order_count_stop_leaves_reads_alone() -> None:
     assert lim.stopped(T0, is_order=True) is not None
 
 
+def test_reserve_checks_the_stops_then_charges_in_one_go() -> None:
+    lim = limiter()
+    lim.stop(T0 + 1000, 429, orders_only=True)
+    stop, wait = lim.reserve(Cost(weight=10), T0, is_order=True)
+    assert stop is not None and stop.orders_only and wait == 0.0
+    assert lim.used(MINUTE, T0) == 0  # a stopped request is not charged
+    assert lim.reserve(Cost(weight=60), T0, is_order=False) == (None, 0.0)  # reads go on
+    assert lim.used(MINUTE, T0) == 60
+    stop, wait = lim.reserve(Cost(weight=50), T0, is_order=False)
+    assert stop is None and wait == pytest.approx(20_000 + 250)  # as try_reserve would wait
+    assert lim.used(MINUTE, T0) == 60
+    assert lim.reserve(Cost(weight=10), T0 + 1000, is_order=True) == (None, 0.0)  # stop over
+
+
 def test_headroom_keeps_part_of_the_limit_free() -> None:
     lim = WeightLimiter([MINUTE], headroom=0.5, guard_ms=0)
     assert lim.try_reserve(Cost(weight=50), T0) == 0.0

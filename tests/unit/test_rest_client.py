@@ -149,3 +149,67 @@ def test_public_get_keeps_working_without_a_venue() -> None:
         transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"x": 1})),
     )
     assert client.get("/api/v3/ping", {"a": "b"}, ANY) == {"x": 1}
+
+
+def test_the_timestamp_is_signed_after_the_budget_wait() -> None:
+    now = {"s": SERVER_MS / 1000}
+
+    def sleep(seconds: float) -> None:  # time passes for the client only
+        now["s"] += seconds
+
+    handler, seen = routes(lambda r: httpx.Response(200, json={"ok": True}))
+    client = RestClient(
+        "http://venue.test",
+        exchange="binance",
+        venue=endpoints.SPOT_REST,
+        signer=endpoints.RestSigner(Credentials(KEY, secret=SECRET)),
+        transport=httpx.MockTransport(handler),
+        wall=lambda: now["s"],
+        sleep=sleep,
+    )
+    client.seed_limits([("ORDERS", "SECOND", 10, 1)])  # one order per 10 s
+    for cid in ("c1", "c2"):
+        params = [("symbol", "BTCUSDT"), ("newClientOrderId", cid)]
+        client.signed_request("POST", "/api/v3/order", params, ANY, is_order=True)
+    first, second = (r for r in seen if r.url.path == "/api/v3/order")
+    stamp = [int(r.url.params["timestamp"]) for r in (first, second)]
+    assert now["s"] * 1000 - SERVER_MS >= 10_000  # the second order waited for the window
+    assert stamp[1] - stamp[0] >= 10_000  # and was stamped after the wait, not before it
+
+
+def test_a_base_url_path_prefixes_every_request() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/gateway/api/v3/time":
+            return httpx.Response(200, json={"serverTime": SERVER_MS})
+        return httpx.Response(200, json={"ok": True})
+
+    client = RestClient(
+        "http://venue.test/gateway",
+        exchange="binance",
+        venue=endpoints.SPOT_REST,
+        signer=endpoints.RestSigner(Credentials(KEY, secret=SECRET)),
+        transport=httpx.MockTransport(handler),
+        wall=lambda: SERVER_MS / 1000,
+    )
+    params = [("symbol", "BTCUSDT"), ("newClientOrderId", "c1")]
+    client.signed_request("POST", "/api/v3/order", params, ANY, is_order=True)
+    assert [r.url.path for r in seen] == [
+        "/gateway/api/v3/time",
+        "/gateway/api/v3/time",
+        "/gateway/api/v3/time",
+        "/gateway/api/v3/order",
+    ]
+    assert seen[-1].url.host == "venue.test"
+
+
+def test_no_cookie_is_kept_or_sent() -> None:
+    handler, seen = routes(
+        lambda r: httpx.Response(200, json={"ok": True}, headers={"Set-Cookie": "sid=abc"})
+    )
+    client = make(handler)
+    client.request("GET", "/api/v3/ping", [], ANY)
+    client.request("GET", "/api/v3/ping", [], ANY)
+    assert [r.headers.get("Cookie") for r in seen] == [None, None]
