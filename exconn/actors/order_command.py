@@ -468,10 +468,23 @@ class OrderCommand(Actor):
                 client_order_id=ctx.client_order_id,
             )
             return outcome_of_error(lost, ctx), None
+        self._note_ws_answer(ctx.market, request, answer)
         reply = self.venue.entry.parse_reply(answer, ctx)
         if isinstance(reply, OrderRejected) and reply.reason == "ClockSkew":
             self.venue.rest[ctx.market].clock.invalidate()  # resynced before the next one
         return reply, self.ws_entry.result_of(answer)
+
+    def _note_ws_answer(self, market: str, request: Any, answer: Any) -> None:
+        """What the venue said over the WebSocket about the budgets it shares with REST
+        (usage, a 429/418, Bybit's 10006) reaches the REST client's limiter: REST traffic
+        stops after a WebSocket 429 as after an HTTP one, instead of risking a ban."""
+        assert self.venue is not None
+        rest = self.venue.rest[market]
+        try:
+            feedback = self.ws_entry.feedback(answer, rest.clock.server_time_ms(time.time() * 1000))
+            rest.note_answer(request, feedback)
+        except Exception:  # the order's reply matters more than the budget's bookkeeping
+            self.log.exception("order websocket: answer not applied to the request budget")
 
     # ------------------------------------------------------------------ other commands
     def _other(self, cmd: CancelOrder | AmendOrder | CancelAll) -> OrderReply:

@@ -112,6 +112,24 @@ def _timing(core: BybitCore, header: Any) -> str | None:
     return None
 
 
+def _rate_limit_fault(
+    core: BybitCore, conn: BybitConnection, req_id: str, op: str, params: dict[str, Any]
+) -> dict[str, Any] | None:
+    """HTTP_429 fault: the per-UID endpoint limit answer (10006, as REST's), its reset
+    ``retry_after`` s (default 1) ahead; nothing is executed."""
+    symbol = str(params.get("symbol")) if params.get("symbol") else None
+    fault = core.faults.take(FaultKind.HTTP_429, wall_ms(), venue=VENUE, endpoint=op, symbol=symbol)
+    if fault is None:
+        return None
+    reset = core.now() + int(float(fault.params.get("retry_after", 1)) * 1000)
+    limits = {
+        "X-Bapi-Limit": "10",
+        "X-Bapi-Limit-Status": "0",
+        "X-Bapi-Limit-Reset-Timestamp": str(reset),
+    }
+    return _answer(conn, req_id, op, 10006, E.BYBIT_TOO_MANY_VISITS, limits=limits)
+
+
 async def handle(
     core: BybitCore, conn: BybitConnection, session: TradeSession, text: str, ip: str
 ) -> dict[str, Any] | None:
@@ -153,6 +171,9 @@ async def handle(
     category = str(params.get("category")) if params.get("category") else None
     batch = path in B.OPS
     units = max(1, len(B.items_of(params) or ())) if batch else 1
+    limited = _rate_limit_fault(core, conn, req_id, op_text, params)
+    if limited is not None:
+        return limited
     charge = core.limiter.charge(ip, account, path, wall_ms(), category=category, units=units)
     if charge.rejection is not None:
         return _answer(conn, req_id, op_text, 10006, E.BYBIT_TOO_MANY_VISITS, limits=charge.headers)

@@ -421,7 +421,8 @@ class WeightLimiter:
     - ``stop(...)`` after a 429/418/403 refuses everything (or orders, or one endpoint's
       budget) until the deadline.
     - ``headroom`` keeps a fraction of each limit unused: weight spent elsewhere on the same IP
-      (a WebSocket API session, another system) shows up only in the next header.
+      (another system, a market-data socket's connects) shows up only in the next header.
+      exconn's own order WebSocket answers are fed in as they come (``RestClient.note_answer``).
     """
 
     def __init__(

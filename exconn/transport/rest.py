@@ -15,6 +15,8 @@ One ``RestClient`` per host. What a request goes through, in order:
 3. ``BreakerTransport`` (pybreaker) refuses to send while the host's breaker is open;
 4. a response event hook feeds the venue's usage headers back into the limiter and turns the
    venue's refusing statuses (429/418 on Binance, 403/429 on Bybit) into a host-wide stop;
+   ``note_answer`` does the same for an answer that came another way (the venue's order
+   WebSocket: same IP and account budgets), from the ``AnswerFeedback`` its venue reads;
 5. the answer is checked for a failure code, in an error status or in a 200 body (Bybit's
    ``retCode``), and mapped to exconn's typed errors by the venue.
 
@@ -38,6 +40,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
@@ -140,6 +143,21 @@ class RestVenue(Protocol):
         """Order entry that creates an order: refused without a client id, since an unknown
         outcome could then not be resolved."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerFeedback:
+    """What a venue's answer to a request sent another way than HTTP (its order WebSocket)
+    says about the request budget, in the terms of an HTTP answer to the same request:
+    ``status`` (the HTTP status it stands for: Binance's WS API ``status``; 429 for Bybit's
+    WebSocket back-off codes, else 200), the failure ``code``, usage ``headers`` as
+    ``RestVenue.usage`` reads them, and ``retry_after`` (seconds) where the answer says.
+    Built by the venue's ``WsEntry.feedback``; applied by ``RestClient.note_answer``."""
+
+    status: int = 200
+    code: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    retry_after: float | None = None
 
 
 class Signer(Protocol):
@@ -336,6 +354,41 @@ class RestClient:
                     self.limiter.release(cost, reserved_at)
 
         return release
+
+    def note_answer(self, request: PreparedRequest, feedback: AnswerFeedback) -> None:
+        """Apply the venue's answer to ``request`` sent another way (its order WebSocket) as
+        an HTTP answer of the same request would be applied: usage to the limiter, a
+        refusing status to a host (or orders) stop, a rate-limit code to a stop of the
+        budgets the request draws on. The request's own reply is not this method's concern."""
+        endpoint = f"{request.method} {request.path}"
+        cost = self._cost(request.method, request.path, _items(request.params))
+        limiter = self.limiter
+        if limiter is not None and cost.extra:
+            # Budgets are learnt when a request is reserved; an answer to one this client
+            # has not reserved must still find them (usage and stops per endpoint and UID).
+            with self._lock:
+                known = {limit.kind for limit in limiter.limits}
+                new = [limit for limit, _ in cost.extra if limit.kind not in known]
+                if new:
+                    limiter.configure((*limiter.limits, *new))
+        self._observe(
+            feedback.headers,
+            cost,
+            feedback.status,
+            feedback.code,
+            feedback.retry_after,
+            where=f"{endpoint} (order WebSocket)",
+        )
+        venue, code = self.venue, feedback.code
+        if venue is None or code is None or code not in venue.rate_limit_codes:
+            return
+        if feedback.status in venue.stop_statuses:
+            return  # the stop above already covers it
+        self.stats[str(code)] += 1
+        retry_after = feedback.retry_after
+        if retry_after is None:
+            retry_after = self._retry_after_in(feedback.headers)
+        self._stop_budgets(endpoint, cost, code, retry_after)
 
     def seed_limits(self, rate_limits: Iterable[Limit | tuple[str, str, int, int]]) -> None:
         """Replace the limits with the venue's own: ``Limit`` rows, or Binance
@@ -595,31 +648,52 @@ class RestClient:
         """Event hook on every response: usage headers -> limiter; refusing statuses -> host
         stop (shared with every process using the same budget)."""
         status = response.status_code
+        venue = self.venue
+        code: int | None = None
+        if self.limiter is not None and venue is not None and status in venue.stop_statuses:
+            response.read()
+            code = self._error_fields(response.content)[0]
+        self._observe(
+            response.headers,
+            response.request.extensions.get(_COST, NO_COST),
+            status,
+            code,
+            retry_after_header(response.headers),
+            where=response.request.url.path,
+        )
+
+    def _observe(
+        self,
+        headers: Mapping[str, str],
+        cost: Cost,
+        status: int,
+        code: int | None,
+        retry_after: float | None,
+        *,
+        where: str,
+    ) -> None:
+        """An answer's usage -> limiter; a refusing status -> host (or orders) stop, logged."""
         if status >= 400:
             self.stats[str(status)] += 1
         limiter, venue = self.limiter, self.venue
         if limiter is None:
             return
         rule: StopRule | None = None
-        code: int | None = None
         if venue is not None and status in venue.stop_statuses:
-            response.read()
-            code = self._error_fields(response.content)[0]
-            rule = venue.stop_after(status, code, retry_after_header(response.headers))
-        cost = response.request.extensions.get(_COST, NO_COST)
+            rule = venue.stop_after(status, code, retry_after)
         with self._lock:
             now = self._server_now_ms()
             if venue is not None:
-                limiter.observe_usage(venue.usage(response.headers, cost), now)
+                limiter.observe_usage(venue.usage(headers, cost), now)
             else:
-                limiter.observe(response.headers, now)
+                limiter.observe(headers, now)
             if rule is not None:
                 limiter.stop(now + rule.seconds * 1000, rule.status, orders_only=rule.orders_only)
         if rule is not None:
             logger.warning(
                 "{} {}: HTTP {} (code {}), {} stopped for {:g} s",
                 self.exchange,
-                response.request.url.path,
+                where,
                 status,
                 code,
                 "orders" if rule.orders_only else "all traffic to the host",
@@ -639,11 +713,14 @@ class RestClient:
         return None, None
 
     def _retry_after_of(self, response: httpx.Response) -> float | None:
+        return self._retry_after_in(response.headers)
+
+    def _retry_after_in(self, headers: Mapping[str, str]) -> float | None:
         if self.venue is not None:
             with self._lock:
                 now = self._server_now_ms()
-            return self.venue.retry_after(response.headers, now)
-        return retry_after_header(response.headers)
+            return self.venue.retry_after(headers, now)
+        return retry_after_header(headers)
 
     def _result(
         self,

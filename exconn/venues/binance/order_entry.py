@@ -46,7 +46,8 @@ from exconn.orders.command import (
     classify_code,
     is_post_only,
 )
-from exconn.venues.binance.endpoints import LINEAR, SPOT
+from exconn.transport.rest import AnswerFeedback
+from exconn.venues.binance.endpoints import LINEAR, SPOT, USAGE_HEADERS
 from exconn.venues.binance.errors import error_for
 from exconn.venues.binance.signing import ws_api_signed
 from exconn.venues.keys import Credentials
@@ -375,6 +376,62 @@ class WsEntry:
     def result_of(answer: Any) -> Any:
         """The order inside a WS API answer (what a REST answer's body is)."""
         return answer.get("result") if isinstance(answer, Mapping) else None
+
+    @staticmethod
+    def feedback(answer: Any, now_ms: float) -> AnswerFeedback:
+        """What a WS API answer says about the request budget, as an HTTP answer would say
+        it (binance.md §3): its ``status`` (429/418 stop the host: the WS API spends the
+        REST weight of the IP), ``error.code`` (-1015: the account's order count), the
+        ``rateLimits`` counts as the usage headers they stand for, and ``error.data.retryAfter``
+        (epoch ms, not seconds) as seconds from the answer's ``serverTime``, else from
+        ``now_ms`` (the venue's time). Total: a malformed answer says nothing."""
+        if not isinstance(answer, Mapping):
+            return AnswerFeedback()
+        status = _int_or_none(answer.get("status"))
+        error = answer.get("error")
+        error = error if isinstance(error, Mapping) else {}
+        data = error.get("data")
+        data = data if isinstance(data, Mapping) else {}
+        retry_at = _int_or_none(data.get("retryAfter"))
+        retry_after: float | None = None
+        if retry_at is not None:
+            server_ms = _int_or_none(data.get("serverTime"))
+            since = now_ms if server_ms is None else server_ms
+            retry_after = max(0.0, (retry_at - since) / 1000)
+        return AnswerFeedback(
+            status=200 if status is None else status,
+            code=_int_or_none(error.get("code")),
+            headers=usage_headers(answer.get("rateLimits")),
+            retry_after=retry_after,
+        )
+
+
+_USAGE_PREFIX = {kind: prefix for prefix, kind in USAGE_HEADERS.items()}
+
+
+def usage_headers(rate_limits: Any) -> dict[str, str]:
+    """A WS API ``rateLimits`` array as the REST usage headers carrying the same counts
+    (``REQUEST_WEIGHT`` 1 ``MINUTE`` -> ``X-MBX-USED-WEIGHT-1M``; the suffix is the one
+    ``limit_from_binance`` names the limit by); entries without such a header are left out."""
+    out: dict[str, str] = {}
+    if not isinstance(rate_limits, list):
+        return out
+    for entry in rate_limits:
+        if not isinstance(entry, Mapping):
+            continue
+        prefix = _USAGE_PREFIX.get(entry.get("rateLimitType"))
+        interval, num = entry.get("interval"), _int_or_none(entry.get("intervalNum"))
+        count = _int_or_none(entry.get("count"))
+        if prefix is None or not isinstance(interval, str) or not interval:
+            continue
+        if num is None or count is None:
+            continue
+        out[f"{prefix}{num}{interval[0].upper()}"] = str(count)
+    return out
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 # ------------------------------------------------------------------------------------------

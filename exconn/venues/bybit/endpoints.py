@@ -176,6 +176,9 @@ class RestVenue:
     not_modified_codes: frozenset[int] = bybit_errors.NOT_MODIFIED
     # 403: the IP limit (stop everything for 10 minutes); 429: system protection.
     stop_statuses: frozenset[int] = frozenset({403, 429})
+    # A 429 with this code (the /v5/trade session's "too frequent", bybit.md §3): orders
+    # back off, reads need not.
+    order_limit_codes: frozenset[int] = frozenset({20003})
     # POST parameters travel as a JSON body, signed byte for byte; GET ones in the query.
     json_body_methods: frozenset[str] = frozenset({"POST"})
     ip_limits: tuple[Limit, ...] = field(default=IP_LIMITS)
@@ -215,12 +218,14 @@ class RestVenue:
             return []
         return [Usage(kinds[0], max(0, limit - left), limit=limit)]
 
-    @staticmethod
-    def stop_after(status: int, code: int | None, retry_after: float | None) -> StopRule | None:
+    def stop_after(
+        self, status: int, code: int | None, retry_after: float | None
+    ) -> StopRule | None:
         if status == 403:
             return StopRule(bybit_errors.IP_BAN_S if retry_after is None else retry_after, 403)
         if status == 429:
-            return StopRule(DEFAULT_429_STOP_S if retry_after is None else retry_after, 429)
+            seconds = DEFAULT_429_STOP_S if retry_after is None else retry_after
+            return StopRule(seconds, 429, orders_only=code in self.order_limit_codes)
         return None
 
     @staticmethod

@@ -46,6 +46,7 @@ from exconn.orders.command import (
     classify_code,
     is_post_only,
 )
+from exconn.transport.rest import AnswerFeedback
 from exconn.venues.bybit import endpoints
 from exconn.venues.bybit.errors import error_for
 from exconn.venues.bybit.signing import RECV_WINDOW_DEFAULT_MS, ws_auth_args
@@ -58,6 +59,9 @@ _SIDE = {OrderSide.BUY: "Buy", OrderSide.SELL: "Sell"}
 _TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
 _POSITION_IDX = {PositionSide.BOTH: 0, PositionSide.LONG: 1, PositionSide.SHORT: 2}
 _WS_OPS = {"place": "order.create", "amend": "order.amend", "cancel": "order.cancel"}
+# /v5/trade codes that mean "back off" (bybit.md §3: the WS order-entry IP limit, system
+# protection, too frequent in this session): the venue's HTTP 429, system protection.
+WS_BACK_OFF_CODES = frozenset({10403, 10429, 20003})
 _encode = msgspec.json.Encoder().encode
 
 
@@ -346,6 +350,25 @@ class WsEntry:
     @staticmethod
     def result_of(answer: Any) -> Any:
         return answer
+
+    @staticmethod
+    def feedback(answer: Any, now_ms: float) -> AnswerFeedback:
+        """What a ``/v5/trade`` answer says about the request budget, as an HTTP answer would
+        say it: its ``header`` object carries the REST usage headers (``X-Bapi-Limit``,
+        ``-Status``, ``-Reset-Timestamp``: bybit.md §3, §9; the per-UID endpoint budgets
+        are shared with HTTP), ``retCode`` 10006 stops that endpoint's budget until the
+        reset, and the back-off codes stand for HTTP 429. ``now_ms`` is unused: the reset
+        timestamp is read against the REST client's clock. Total: malformed says nothing."""
+        if not isinstance(answer, Mapping):
+            return AnswerFeedback()
+        header = answer.get("header")
+        headers: dict[str, str] = {}
+        if isinstance(header, Mapping):
+            headers = {str(k): str(v) for k, v in header.items() if isinstance(v, str | int)}
+        code = answer.get("retCode")
+        code = code if isinstance(code, int) and not isinstance(code, bool) else None
+        status = 429 if code in WS_BACK_OFF_CODES else 200
+        return AnswerFeedback(status=status, code=code, headers=headers)
 
 
 # ------------------------------------------------------------------------------------------
