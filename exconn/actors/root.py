@@ -243,15 +243,14 @@ class Root(ActorTypeDispatcher):
         return OrderEntry(exchange, None, f"{exchange} order command is (re)starting")
 
     def receiveMsg_GetOrderEntry(self, msg: GetOrderEntry, sender: Any) -> None:
-        watchers = self.entry_watchers.setdefault(msg.exchange, {})
-        if not msg.watch:
-            watchers.pop(str(sender), None)
-        elif msg.exchange in self.supervisors and (
-            str(sender) in watchers or len(watchers) < MAX_ENTRY_WATCHERS
-        ):
-            watchers[str(sender)] = sender
-        elif msg.exchange in self.supervisors:
-            self.log.warning("{}: {} order-entry watchers already", msg.exchange, len(watchers))
+        if msg.exchange in self.supervisors:  # no watchers for a name that is not configured
+            watchers = self.entry_watchers.setdefault(msg.exchange, {})
+            if not msg.watch:
+                watchers.pop(str(sender), None)
+            elif str(sender) in watchers or len(watchers) < MAX_ENTRY_WATCHERS:
+                watchers[str(sender)] = sender
+            else:
+                self.log.warning("{}: {} order-entry watchers already", msg.exchange, len(watchers))
         self.send(sender, self._entry(msg.exchange))
 
     def receiveMsg_DeadEnvelope(self, msg: DeadEnvelope, sender: Any) -> None:
