@@ -468,7 +468,7 @@ class WeightLimiter:
         per_account = any(lim.per_account for lim in self._limits if lim.kind == kind)
         return f"kind:{self.account}|{kind}" if per_account else f"kind:{kind}"
 
-    def _learn(self, cost: Cost) -> None:
+    def learn(self, cost: Cost) -> None:
         """Start counting the venue-specific limits a request names, if new to us."""
         known = {lim.kind for lim in self._limits}
         new = [limit for limit, _ in cost.extra if limit.kind not in known]
@@ -527,7 +527,7 @@ class WeightLimiter:
         it forever would be worse, and the venue accepts it unless the window has usage.
         """
         if cost.extra:
-            self._learn(cost)
+            self.learn(cost)
         with self.store.session() as state:
             return self._try_reserve(state, cost, now_ms)
 
@@ -630,7 +630,7 @@ class WeightLimiter:
     def _stop_keys(self, is_order: bool, cost: Cost | None) -> list[str]:
         keys = ["host", "orders"] if is_order else ["host"]
         if cost is not None and cost.extra:
-            self._learn(cost)  # another process may have stopped a budget new to this one
+            self.learn(cost)  # another process may have stopped a budget new to this one
             keys.extend(self._stop_key(kind) for kind in cost.kinds)
         return keys
 

@@ -362,15 +362,11 @@ class RestClient:
         budgets the request draws on. The request's own reply is not this method's concern."""
         endpoint = f"{request.method} {request.path}"
         cost = self._cost(request.method, request.path, _items(request.params))
-        limiter = self.limiter
-        if limiter is not None and cost.extra:
-            # Budgets are learnt when a request is reserved; an answer to one this client
-            # has not reserved must still find them (usage and stops per endpoint and UID).
+        if self.limiter is not None and cost.extra:
+            # An answer to a request this client has not reserved must still find the
+            # budgets it names (usage and stops per endpoint and UID).
             with self._lock:
-                known = {limit.kind for limit in limiter.limits}
-                new = [limit for limit, _ in cost.extra if limit.kind not in known]
-                if new:
-                    limiter.configure((*limiter.limits, *new))
+                self.limiter.learn(cost)
         self._observe(
             feedback.headers,
             cost,
@@ -712,9 +708,6 @@ class RestClient:
             return self.venue.error_fields(content)
         return None, None
 
-    def _retry_after_of(self, response: httpx.Response) -> float | None:
-        return self._retry_after_in(response.headers)
-
     def _retry_after_in(self, headers: Mapping[str, str]) -> float | None:
         if self.venue is not None:
             with self._lock:
@@ -746,7 +739,7 @@ class RestClient:
                 logger.debug("{}: code {} ({}): already so, success", endpoint, code, message)
             else:
                 self.stats[str(code)] += 1
-                retry_after = self._retry_after_of(response)
+                retry_after = self._retry_after_in(response.headers)
                 if code in venue.rate_limit_codes:
                     retry_after = self._stop_budgets(endpoint, cost, code, retry_after)
                 err = self._error_for(
@@ -841,7 +834,7 @@ class RestClient:
             code,
             message,
             endpoint=endpoint,
-            retry_after=self._retry_after_of(response),
+            retry_after=self._retry_after_in(response.headers),
         )
 
 

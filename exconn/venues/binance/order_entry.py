@@ -455,12 +455,12 @@ def _accepted(result: Mapping[str, Any], ctx: ReplyContext) -> OrderAccepted:
         exchange_order_id=None if order_id is None else str(order_id),
         status=_STATUS.get(venue_status),
         venue_status=venue_status,
-        ts=utc_from_ms(ts) if isinstance(ts, int) and not isinstance(ts, bool) else None,
+        ts=None if (ms := _int_or_none(ts)) is None else utc_from_ms(ms),
     )
 
 
 def _refused(status: int | None, code: Any, message: Any, ctx: ReplyContext) -> OrderReply:
-    code = code if isinstance(code, int) and not isinstance(code, bool) else None
+    code = _int_or_none(code)
     text = None if message is None else str(message)
     common = {
         "exchange": ctx.exchange,

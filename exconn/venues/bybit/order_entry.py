@@ -365,8 +365,7 @@ class WsEntry:
         headers: dict[str, str] = {}
         if isinstance(header, Mapping):
             headers = {str(k): str(v) for k, v in header.items() if isinstance(v, str | int)}
-        code = answer.get("retCode")
-        code = code if isinstance(code, int) and not isinstance(code, bool) else None
+        code = _int_or_none(answer.get("retCode"))
         status = 429 if code in WS_BACK_OFF_CODES else 200
         return AnswerFeedback(status=status, code=code, headers=headers)
 
@@ -387,7 +386,7 @@ def _unreadable(ctx: ReplyContext, what: str) -> OrderOutcomeUnknown:
 
 
 def _refused(status: int | None, code: Any, message: Any, ctx: ReplyContext) -> OrderReply:
-    code = code if isinstance(code, int) and not isinstance(code, bool) else None
+    code = _int_or_none(code)
     text = None if message is None else str(message)
     common = {
         "exchange": ctx.exchange,
@@ -459,3 +458,7 @@ def parse_batch_reply(body: Any, ctxs: Sequence[ReplyContext]) -> tuple[OrderRep
         else:
             out.append(_unreadable(ctx, "batch item without a code"))
     return tuple(out)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
